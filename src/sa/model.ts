@@ -69,6 +69,12 @@ export interface Bundle {
   /** Name of the tunnel bundle this transport bundle rides in (transport-over-tunnel). */
   over: string | null;
   selector: Selector;
+  /**
+   * Outer header endpoints (ADD_SA IPv4/IPv6Endpoints for a tunnel). Required for mode tunnel,
+   * rejected for mode transport; for an inbound bundle without a mode it is optional and names
+   * the outer addresses to match whatever the packet turns out to be (importers write key files'
+   * address pairs this way, since those files do not say the mode).
+   */
   tunnel: TunnelEndpoints | null;
   udpEncapsulation: UdpEncap | null;
   esn: boolean;

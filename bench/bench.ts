@@ -1,0 +1,245 @@
+/**
+ * `npm run bench`: end-to-end figures on this machine, A/B in the same run, medians of several
+ * runs. Captures are generated once (cached in bench/data/) with the project's own tx path.
+ *
+ *   BENCH_FRAMES   frames per ESP capture (default 200000)
+ *   BENCH_REPS     runs per figure (default 3; the median is printed)
+ *   BENCH_GB       size of the pass-through capture in GB (default 2; 0 skips it)
+ *   BENCH_ONLY     comma list of figures to run: esp,passthrough,adversarial,tshark
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, writeSync, closeSync, statSync, writeFileSync, chmodSync, renameSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const DATA = join(ROOT, 'bench', 'data');
+const BIN = join(ROOT, 'bin', 'ipsecov2');
+const FRAMES = Number(process.env.BENCH_FRAMES ?? 200000);
+const REPS = Number(process.env.BENCH_REPS ?? 3);
+const GB = Number(process.env.BENCH_GB ?? 2);
+const ONLY = (process.env.BENCH_ONLY ?? 'esp,passthrough,adversarial,tshark').split(',');
+const NCPU = availableParallelism();
+
+const GCM_KEY = '000102030405060708090a0b0c0d0e0f11223344';
+const CBC_KEY = '101112131415161718191a1b1c1d1e1f';
+const SHA1_KEY = '202122232425262728292a2b2c2d2e2f30313233';
+
+const SA_YAML = `version: 1
+sas:
+  - name: gcm
+    direction: outbound
+    mode: tunnel
+    selector: { dst: 10.1.0.0/24 }
+    tunnel: { src: 192.0.2.2, dst: 192.0.2.1 }
+    esp: { spi: 0x0000c001, encryption: aes-gcm-128, encryptionKey: "${GCM_KEY}" }
+  - name: cbc
+    direction: outbound
+    mode: tunnel
+    selector: { dst: 10.1.1.0/24 }
+    tunnel: { src: 192.0.2.2, dst: 192.0.2.1 }
+    esp: { spi: 0x0000c002, encryption: aes-cbc-128, encryptionKey: "${CBC_KEY}", integrity: hmac-sha1-96, integrityKey: "${SHA1_KEY}" }
+`;
+const NOMATCH_YAML = `version: 1
+sas:
+  - name: nothing
+    mode: transport
+    esp: { spi: 0x00000999, encryption: aes-gcm-128, encryptionKey: "${GCM_KEY}" }
+`;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Write a pcap of Ethernet/IPv4/UDP frames with `payload` bytes to 10.1.<net>.7. */
+function writePlain(path: string, frames: number, payload: number, net: number): void {
+  const fd = openSync(path + '.tmp', 'w');
+  const gh = Buffer.alloc(24);
+  gh.writeUInt32LE(0xa1b2c3d4, 0);
+  gh.writeUInt16LE(2, 4);
+  gh.writeUInt16LE(4, 6);
+  gh.writeUInt32LE(262144, 16);
+  gh.writeUInt32LE(1, 20);
+  writeSync(fd, gh);
+  const ipLen = 20 + 8 + payload;
+  const flen = 14 + ipLen;
+  const rec = 16 + flen;
+  const per = Math.max(1, Math.floor((4 << 20) / rec));
+  const block = Buffer.alloc(per * rec);
+  for (let k = 0; k < per; k++) {
+    const o = k * rec;
+    block.writeUInt32LE(flen, o + 8);
+    block.writeUInt32LE(flen, o + 12);
+    const f = o + 16;
+    block.writeUInt16BE(0x0800, f + 12);
+    const ip = f + 14;
+    block[ip] = 0x45;
+    block.writeUInt16BE(ipLen, ip + 2);
+    block[ip + 8] = 64;
+    block[ip + 9] = 17;
+    block.set([10, 2, 0, 5], ip + 12);
+    block.set([10, 1, net, 7], ip + 16);
+    block.writeUInt16BE(40000, ip + 20);
+    block.writeUInt16BE(5001, ip + 22);
+    block.writeUInt16BE(8 + payload, ip + 24);
+    for (let i = 0; i < payload; i++) block[ip + 28 + i] = i & 0xff;
+  }
+  let n = 0;
+  while (n < frames) {
+    const m = Math.min(per, frames - n);
+    for (let k = 0; k < m; k++) {
+      const o = k * rec;
+      const i = n + k;
+      block.writeUInt32LE(1700000000 + Math.floor(i / 100000), o);
+      block.writeUInt32LE((i % 100000) * 10, o + 4);
+      block.writeUInt16BE(i & 0xffff, o + 16 + 14 + 4);
+      // IPv4 header checksum
+      const ip = o + 16 + 14;
+      block[ip + 10] = 0;
+      block[ip + 11] = 0;
+      let s = 0;
+      for (let j = 0; j < 20; j += 2) s += (block[ip + j]! << 8) | block[ip + j + 1]!;
+      while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+      block.writeUInt16BE(~s & 0xffff, ip + 10);
+    }
+    writeSync(fd, block, 0, m * rec);
+    n += m;
+  }
+  closeSync(fd);
+  renameSync(path + '.tmp', path);
+}
+
+interface RunFig {
+  seconds: number;
+  frames: number;
+  bytesIn: number;
+  maxRssMB: number;
+  outcomes: Record<string, number>;
+}
+
+function runCli(args: string[]): RunFig {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, [BIN, ...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.status !== 0) throw new Error(`ipsecov2 ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  const line = r.stderr.trim().split('\n').pop()!;
+  const j = JSON.parse(line) as { framesIn: number; bytesIn: number; maxRssMB: number; outcomes: Record<string, number> };
+  return { seconds: secs, frames: j.framesIn, bytesIn: j.bytesIn, maxRssMB: j.maxRssMB, outcomes: j.outcomes };
+}
+
+function fmtRate(frames: number, secs: number): string {
+  return `${(frames / secs / 1000).toFixed(1)}k frames/s`;
+}
+
+function gbit(bytes: number, secs: number): string {
+  return `${((bytes * 8) / secs / 1e9).toFixed(2)} Gbit/s`;
+}
+
+function ensureEsp(algo: 'gcm' | 'cbc', payload: number): string {
+  const esp = join(DATA, `esp-${algo}-${payload}-${FRAMES}.pcap`);
+  if (existsSync(esp)) return esp;
+  const plain = join(DATA, `plain-${algo}-${payload}-${FRAMES}.pcap`);
+  process.stderr.write(`generating ${esp} (${FRAMES} frames, tx path)…\n`);
+  writePlain(plain, FRAMES, payload, algo === 'gcm' ? 0 : 1);
+  const r = spawnSync(process.execPath, [BIN, 'tx', '--sa', join(DATA, 'bench-sas.yaml'), plain, '-w', esp + '.tmp.pcap', '--iv-seed', '00112233', '--quiet', '--workers', String(NCPU)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`tx failed: ${r.stderr}`);
+  renameSync(esp + '.tmp.pcap', esp);
+  return esp;
+}
+
+function tsharkTime(file: string, algo: 'gcm' | 'cbc'): { secs: number; frames: number } | null {
+  if (spawnSync('tshark', ['-v'], { encoding: 'utf8' }).status !== 0) return null;
+  const uat = algo === 'gcm'
+    ? `"IPv4","192.0.2.2","192.0.2.1","0x0000c001","AES-GCM with 16 octet ICV [RFC4106]","0x${GCM_KEY}","NULL",""`
+    : `"IPv4","192.0.2.2","192.0.2.1","0x0000c002","AES-CBC [RFC3602]","0x${CBC_KEY}","HMAC-SHA-1-96 [RFC2404]","0x${SHA1_KEY}"`;
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('tshark', ['-r', file, '-o', 'esp.enable_encryption_decode:TRUE', '-o', 'esp.enable_authentication_check:TRUE', '-o', `uat:esp_sa:${uat}`, '-T', 'fields', '-e', 'esp.icv_good'], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.status !== 0) return null;
+  const good = r.stdout.split('\n').filter((l) => l.trim() === '1' || l.trim() === 'True').length;
+  return { secs, frames: good };
+}
+
+function main(): void {
+  mkdirSync(DATA, { recursive: true });
+  writeFileSync(join(DATA, 'bench-sas.yaml'), SA_YAML);
+  chmodSync(join(DATA, 'bench-sas.yaml'), 0o600);
+  writeFileSync(join(DATA, 'nomatch-sas.yaml'), NOMATCH_YAML);
+  chmodSync(join(DATA, 'nomatch-sas.yaml'), 0o600);
+  const ver = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' }).stdout.trim();
+  console.log(`# ipsecov2 bench — ${ver}; ${NCPU} CPUs; ${FRAMES} frames per ESP capture; median of ${REPS}`);
+  const out = join(DATA, 'out.pcapng');
+  const oob = join(DATA, 'out.jsonl');
+  if (ONLY.includes('esp')) {
+    console.log('\n## rx end to end (file → pcapng + OOB), tunnel mode');
+    console.log('| capture | workers | median s | frames/s | payload Gbit/s | peak RSS MB | vs tshark |');
+    console.log('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const [algo, payload] of [['gcm', 1400], ['gcm', 64], ['cbc', 1400]] as const) {
+      const file = ensureEsp(algo, payload);
+      const ts = ONLY.includes('tshark') && payload === 1400 ? tsharkTime(file, algo) : null;
+      for (const w of [1, NCPU]) {
+        const runs: RunFig[] = [];
+        for (let i = 0; i < REPS; i++) runs.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(w)]));
+        const secs = median(runs.map((r) => r.seconds));
+        const r0 = runs[0]!;
+        if ((r0.outcomes.CRYPTO_SUCCESS ?? 0) !== r0.frames) throw new Error(`not every frame decrypted: ${JSON.stringify(r0.outcomes)}`);
+        const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
+        console.log(`| ${algo} ${payload} B | ${w} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * payload, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
+      }
+      if (ts) console.log(`| tshark 4 ${algo} ${payload} B | – | ${ts.secs.toFixed(2)} | ${fmtRate(ts.frames, ts.secs)} (${ts.frames} good ICVs) | ${gbit(ts.frames * payload, ts.secs)} | – | 1× |`);
+    }
+  }
+  if (ONLY.includes('passthrough') && GB > 0) {
+    const frames = Math.ceil((GB * 1e9) / (16 + 14 + 28 + 1400));
+    const big = join(DATA, `plain-${GB}GB.pcap`);
+    if (!existsSync(big)) {
+      process.stderr.write(`generating ${big} (${frames} frames)…\n`);
+      writePlain(big, frames, 1400, 9);
+    }
+    const size = statSync(big).size;
+    console.log(`\n## pass-through rx (SA file matching nothing), ${(size / 1e9).toFixed(2)} GB, ${frames} frames`);
+    console.log('| workers | median s | frames/s | MB/s | peak RSS MB |');
+    console.log('| --- | --- | --- | --- | --- |');
+    for (const w of [0, NCPU]) {
+      const runs: RunFig[] = [];
+      for (let i = 0; i < Math.min(REPS, 2); i++) runs.push(runCli(['rx', '--sa', join(DATA, 'nomatch-sas.yaml'), big, '-w', out, '--oob', oob, '--workers', String(w)]));
+      const secs = median(runs.map((r) => r.seconds));
+      console.log(`| ${w} | ${secs.toFixed(2)} | ${fmtRate(runs[0]!.frames, secs)} | ${(size / 1e6 / secs).toFixed(0)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} |`);
+    }
+  }
+  if (ONLY.includes('adversarial')) {
+    // A capture whose records claim huge lengths, and one of garbage after a valid header:
+    // memory must stay flat (no allocation of the claimed size).
+    const adv = join(DATA, 'adversarial.pcap');
+    const fd = openSync(adv, 'w');
+    const gh = Buffer.alloc(24);
+    gh.writeUInt32LE(0xa1b2c3d4, 0);
+    gh.writeUInt16LE(2, 4);
+    gh.writeUInt16LE(4, 6);
+    gh.writeUInt32LE(0xffffffff, 16);
+    gh.writeUInt32LE(1, 20);
+    writeSync(fd, gh);
+    const rec = Buffer.alloc(16 + 64);
+    for (let i = 0; i < 100000; i++) {
+      rec.writeUInt32LE(i, 0);
+      rec.writeUInt32LE(64, 8);
+      rec.writeUInt32LE(0x7fffffff, 12);
+      writeSync(fd, rec);
+    }
+    const lie = Buffer.alloc(16);
+    lie.writeUInt32LE(0x7ffffff0, 8);
+    lie.writeUInt32LE(0x7ffffff0, 12);
+    writeSync(fd, lie);
+    closeSync(fd);
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(process.execPath, [BIN, 'rx', '--sa', join(DATA, 'nomatch-sas.yaml'), adv, '-w', out, '--json'], { encoding: 'utf8' });
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    const j = JSON.parse(r.stderr.trim().split('\n').pop()!) as { framesIn: number; maxRssMB: number; warnings: string[] };
+    console.log(`\n## adversarial input (100k frames claiming 2 GB originals, then a 2 GB record length)`);
+    console.log(`exit ${r.status}, ${j.framesIn} frames in ${secs.toFixed(2)} s, peak RSS ${j.maxRssMB.toFixed(0)} MB, warnings: ${j.warnings.length}`);
+  }
+}
+
+main();

@@ -1,0 +1,921 @@
+/*
+ * ipsecov2 native crypto: per-SA reusable OpenSSL contexts for ESP (RFC 4303) and AH (RFC 4302).
+ *
+ * Built by node-gyp against Node's own headers (node_api.h and the OpenSSL headers Node ships);
+ * it links against nothing: every OpenSSL symbol comes from the node binary, which links OpenSSL
+ * statically and exports it. The key schedule (and GHASH table) of each SA is set up ONCE when the
+ * context is created; per packet only the IV/nonce is set (EVP_CipherInit_ex with NULL cipher/key),
+ * and HMAC restarts from precomputed inner/outer hash states (struct copy, no allocation).
+ *
+ * The semantics mirror src/crypto/types.ts (EspTransform / AhTransform) and src/crypto/esp.ts /
+ * ah.ts exactly; test/crypto-native.test.ts cross-checks every algorithm against them.
+ *
+ * Exports (all buffers are Uint8Array + offsets; no allocation per call beyond N-API's own):
+ *   info() -> string                         "OpenSSL 3.0.x ..." (the library really in use)
+ *   abi -> number                            bumped when the JS-facing API changes
+ *   espNew(mode, cipher, key, salt, hash, macKey, ivLen, icvLen, blockSize) -> external
+ *   espOpen(ctx, buf, start, end, seqHigh) -> 0 ok / 1 auth failed / 2 bad length / 3 internal
+ *   espSeal(ctx, buf, start, end, seqHigh) -> 0 ok / 2 bad length / 3 internal
+ *   ahNew(kind, hashOrCipher, key, salt, icvLen) -> external
+ *   ahMac(ctx, chunks, seqHigh, iv, ivOff, out, outOff, verify) -> 0 ok / 1 mismatch / 3 internal
+ *   tableNew() -> external
+ *   tableSet(table, slot, espKind, espCtx, ahKind, ahCtx)   kinds: 0 none, 1 native, 2 fallback
+ *   runBatch(table, data, meta, n) -> number of jobs deferred to JS (their RESULT is set to -1)
+ */
+#ifndef NAPI_VERSION
+#define NAPI_VERSION 8
+#endif
+#define OPENSSL_SUPPRESS_DEPRECATED 1 /* SHA1_Init & co.: the fastest keyed-HMAC restart */
+#include <node_api.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/md5.h>
+#include <openssl/sha.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ABI_VERSION 1
+
+enum { R_OK = 0, R_AUTH = 1, R_LEN = 2, R_INT = 3 };
+
+/* ------------------------------------------------------------------------------------------ */
+/* HMAC (RFC 2104) over the low-level hash APIs, with precomputed inner/outer states.          */
+
+enum { H_NONE = 0, H_MD5 = 1, H_SHA1 = 2, H_SHA256 = 3, H_SHA384 = 4, H_SHA512 = 5 };
+
+typedef union {
+  MD5_CTX md5;
+  SHA_CTX sha1;
+  SHA256_CTX s256;
+  SHA512_CTX s512;
+} hstate;
+
+typedef struct {
+  int alg;
+  unsigned dlen; /* digest bytes */
+  unsigned blen; /* block bytes */
+  hstate in, out;
+} hmac_key;
+
+static int h_sizes(int alg, unsigned *dlen, unsigned *blen) {
+  switch (alg) {
+    case H_MD5: *dlen = 16; *blen = 64; return 1;
+    case H_SHA1: *dlen = 20; *blen = 64; return 1;
+    case H_SHA256: *dlen = 32; *blen = 64; return 1;
+    case H_SHA384: *dlen = 48; *blen = 128; return 1;
+    case H_SHA512: *dlen = 64; *blen = 128; return 1;
+    default: return 0;
+  }
+}
+
+static void h_init(int alg, hstate *s) {
+  switch (alg) {
+    case H_MD5: MD5_Init(&s->md5); break;
+    case H_SHA1: SHA1_Init(&s->sha1); break;
+    case H_SHA256: SHA256_Init(&s->s256); break;
+    case H_SHA384: SHA384_Init(&s->s512); break;
+    case H_SHA512: SHA512_Init(&s->s512); break;
+  }
+}
+
+static void h_update(int alg, hstate *s, const void *p, size_t n) {
+  if (n == 0) return;
+  switch (alg) {
+    case H_MD5: MD5_Update(&s->md5, p, n); break;
+    case H_SHA1: SHA1_Update(&s->sha1, p, n); break;
+    case H_SHA256: SHA256_Update(&s->s256, p, n); break;
+    case H_SHA384: SHA384_Update(&s->s512, p, n); break;
+    case H_SHA512: SHA512_Update(&s->s512, p, n); break;
+  }
+}
+
+static void h_final(int alg, hstate *s, uint8_t *md) {
+  switch (alg) {
+    case H_MD5: MD5_Final(md, &s->md5); break;
+    case H_SHA1: SHA1_Final(md, &s->sha1); break;
+    case H_SHA256: SHA256_Final(md, &s->s256); break;
+    case H_SHA384: SHA384_Final(md, &s->s512); break;
+    case H_SHA512: SHA512_Final(md, &s->s512); break;
+  }
+}
+
+static int hmac_setup(hmac_key *hk, int alg, const uint8_t *key, size_t klen) {
+  uint8_t k[128], pad[128];
+  unsigned i;
+  memset(hk, 0, sizeof(*hk));
+  if (!h_sizes(alg, &hk->dlen, &hk->blen)) return 0;
+  hk->alg = alg;
+  memset(k, 0, sizeof(k));
+  if (klen > hk->blen) { /* RFC 2104 §2: a key longer than the block is hashed first */
+    hstate s;
+    h_init(alg, &s);
+    h_update(alg, &s, key, klen);
+    h_final(alg, &s, k);
+    OPENSSL_cleanse(&s, sizeof(s));
+  } else if (klen > 0) {
+    memcpy(k, key, klen);
+  }
+  for (i = 0; i < hk->blen; i++) pad[i] = k[i] ^ 0x36;
+  h_init(alg, &hk->in);
+  h_update(alg, &hk->in, pad, hk->blen);
+  for (i = 0; i < hk->blen; i++) pad[i] = k[i] ^ 0x5c;
+  h_init(alg, &hk->out);
+  h_update(alg, &hk->out, pad, hk->blen);
+  OPENSSL_cleanse(k, sizeof(k));
+  OPENSSL_cleanse(pad, sizeof(pad));
+  return 1;
+}
+
+static inline void hmac_begin(const hmac_key *hk, hstate *s) { *s = hk->in; }
+
+static void hmac_end(const hmac_key *hk, hstate *s, uint8_t *md /* >= 64 bytes */) {
+  uint8_t inner[64];
+  h_final(hk->alg, s, inner);
+  *s = hk->out;
+  h_update(hk->alg, s, inner, hk->dlen);
+  h_final(hk->alg, s, md);
+}
+
+static inline void put_be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Contexts                                                                                    */
+
+#define MAGIC_ESP 0x45535031u
+#define MAGIC_AH 0x41485f31u
+#define MAGIC_TAB 0x54414231u
+
+enum { ESP_SEP = 0, ESP_AEAD = 1, ESP_GMAC = 2 };
+enum { C_NONE = 0, C_CBC = 1, C_CTR = 2 };
+
+typedef struct {
+  uint32_t magic;
+  int refs;
+  int mode;     /* ESP_SEP / ESP_AEAD / ESP_GMAC */
+  int cmode;    /* ESP_SEP: C_NONE / C_CBC / C_CTR */
+  int ivLen, icvLen, blockSize;
+  EVP_CIPHER_CTX *ectx; /* encrypt direction (CTR, GCM, GMAC use only this one for CTR/GMAC) */
+  EVP_CIPHER_CTX *dctx; /* decrypt direction (CBC, AEAD) */
+  uint8_t salt[4];
+  int hasMac;
+  hmac_key mac;
+  uint8_t *scratch; /* AEAD open: plaintext lands here until the tag is verified */
+  size_t scap;
+} esp_ctx;
+
+enum { AH_HMAC = 0, AH_GMAC = 1 };
+
+typedef struct {
+  uint32_t magic;
+  int refs;
+  int kind;
+  int icvLen;
+  hmac_key mac;
+  EVP_CIPHER_CTX *ectx;
+  uint8_t salt[4];
+} ah_ctx;
+
+static void esp_release(esp_ctx *c) {
+  if (!c || --c->refs > 0) return;
+  EVP_CIPHER_CTX_free(c->ectx);
+  EVP_CIPHER_CTX_free(c->dctx);
+  if (c->scratch) { OPENSSL_cleanse(c->scratch, c->scap); free(c->scratch); }
+  OPENSSL_cleanse(c, sizeof(*c));
+  free(c);
+}
+
+static void ah_release(ah_ctx *c) {
+  if (!c || --c->refs > 0) return;
+  EVP_CIPHER_CTX_free(c->ectx);
+  OPENSSL_cleanse(c, sizeof(*c));
+  free(c);
+}
+
+/* A cipher context with the key schedule set once. enc: 1 encrypt, 0 decrypt. */
+static EVP_CIPHER_CTX *cipher_ctx(const char *name, const uint8_t *key, size_t klen, int enc, int nopad) {
+  EVP_CIPHER *ciph = EVP_CIPHER_fetch(NULL, name, NULL);
+  EVP_CIPHER_CTX *ctx = NULL;
+  if (!ciph) goto fail;
+  if ((size_t)EVP_CIPHER_get_key_length(ciph) != klen) goto fail;
+  ctx = EVP_CIPHER_CTX_new();
+  if (!ctx) goto fail;
+  if (EVP_CipherInit_ex(ctx, ciph, NULL, key, NULL, enc) != 1) goto fail;
+  if (nopad && EVP_CIPHER_CTX_set_padding(ctx, 0) != 1) goto fail;
+  EVP_CIPHER_free(ciph);
+  return ctx;
+fail:
+  EVP_CIPHER_CTX_free(ctx);
+  EVP_CIPHER_free(ciph);
+  ERR_clear_error();
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* ESP                                                                                         */
+
+static int esp_bad_length(const esp_ctx *c, int64_t start, int64_t end) {
+  int64_t ct = end - start - 8 - c->ivLen - c->icvLen;
+  return ct < 2 || ct % c->blockSize != 0;
+}
+
+/* 12-byte AEAD nonce: salt(4) || IV(8) (RFC 4106 §4, RFC 4543 §3.2, RFC 7634 §2). */
+static inline void make_nonce(const esp_ctx *c, const uint8_t *iv, uint8_t *nonce) {
+  memcpy(nonce, c->salt, 4);
+  memcpy(nonce + 4, iv, 8);
+}
+
+/* The ESP ICV input (separate integrity): SPI..ciphertext, then the ESN high bits (RFC 4303 §2.2.1). */
+static void esp_hmac(const esp_ctx *c, const uint8_t *p, size_t n, int64_t seqHigh, uint8_t *md) {
+  hstate s;
+  hmac_begin(&c->mac, &s);
+  h_update(c->mac.alg, &s, p, n);
+  if (seqHigh >= 0) {
+    uint8_t hi[4];
+    put_be32(hi, (uint32_t)seqHigh);
+    h_update(c->mac.alg, &s, hi, 4);
+  }
+  hmac_end(&c->mac, &s, md);
+}
+
+static int sep_cipher(const esp_ctx *c, uint8_t *ct, int n, int enc) {
+  int ol = 0;
+  if (c->cmode == C_NONE || n == 0) return 1;
+  if (c->cmode == C_CBC) {
+    /* IV = the ivLen (= block size) bytes before the ciphertext (RFC 3602 §2). */
+    EVP_CIPHER_CTX *x = enc ? c->ectx : c->dctx;
+    if (EVP_CipherInit_ex(x, NULL, NULL, NULL, ct - c->ivLen, -1) != 1) return 0;
+    if (EVP_CipherUpdate(x, ct, &ol, ct, n) != 1 || ol != n) return 0;
+    return 1;
+  }
+  /* C_CTR, RFC 3686 §4: counter block = nonce(4) || IV(8) || 00000001. */
+  {
+    uint8_t cb[16];
+    memcpy(cb, c->salt, 4);
+    memcpy(cb + 4, ct - 8, 8);
+    cb[12] = 0; cb[13] = 0; cb[14] = 0; cb[15] = 1;
+    if (EVP_CipherInit_ex(c->ectx, NULL, NULL, NULL, cb, -1) != 1) return 0;
+    if (EVP_CipherUpdate(c->ectx, ct, &ol, ct, n) != 1 || ol != n) return 0;
+    return 1;
+  }
+}
+
+/* GMAC tag: GCM with empty plaintext over AAD segments (RFC 4543). */
+static int gmac_tag(EVP_CIPHER_CTX *x, const uint8_t *nonce, const uint8_t *const *seg, const size_t *len, int nseg,
+                    uint8_t *tag) {
+  int ol = 0, i;
+  uint8_t fin[16];
+  if (EVP_CipherInit_ex(x, NULL, NULL, NULL, nonce, 1) != 1) return 0;
+  for (i = 0; i < nseg; i++) {
+    if (len[i] == 0) continue;
+    if (len[i] > INT32_MAX) return 0;
+    if (EVP_CipherUpdate(x, NULL, &ol, seg[i], (int)len[i]) != 1) return 0;
+  }
+  if (EVP_CipherFinal_ex(x, fin, &ol) != 1) return 0;
+  if (EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_GET_TAG, 16, tag) != 1) return 0;
+  return 1;
+}
+
+/* AAD of RFC 4106 §5 / RFC 7634 §2.1; returns its length. */
+static int aead_aad(const uint8_t *p, int64_t seqHigh, uint8_t *aad) {
+  if (seqHigh < 0) { memcpy(aad, p, 8); return 8; }
+  memcpy(aad, p, 4);
+  put_be32(aad + 4, (uint32_t)seqHigh);
+  memcpy(aad + 8, p + 4, 4);
+  return 12;
+}
+
+static int esp_open(esp_ctx *c, uint8_t *buf, size_t blen, int64_t start, int64_t end, int64_t seqHigh) {
+  if (start < 0 || end < start || (uint64_t)end > blen) return R_INT;
+  if (esp_bad_length(c, start, end)) return R_LEN;
+  {
+    uint8_t *p = buf + start;
+    size_t total = (size_t)(end - start);
+    size_t icvOff = total - (size_t)c->icvLen;
+    uint8_t *ct = p + 8 + c->ivLen;
+    int n = (int)(icvOff - 8 - (size_t)c->ivLen);
+    if (total > INT32_MAX) return R_INT;
+
+    if (c->mode == ESP_SEP) {
+      if (c->hasMac) {
+        uint8_t md[64];
+        /* RFC 4303 §3.4.4.1: verify before decrypting; a failure leaves the packet untouched. */
+        esp_hmac(c, p, icvOff, seqHigh, md);
+        if (CRYPTO_memcmp(md, p + icvOff, (size_t)c->icvLen) != 0) return R_AUTH;
+      }
+      if (!sep_cipher(c, ct, n, 0)) { ERR_clear_error(); return R_INT; }
+      return R_OK;
+    }
+
+    if (c->mode == ESP_GMAC) {
+      uint8_t nonce[12], tag[16], hdr[12];
+      const uint8_t *seg[2];
+      size_t len[2];
+      int ns;
+      make_nonce(c, p + 8, nonce);
+      if (seqHigh < 0) { seg[0] = p; len[0] = icvOff; ns = 1; }
+      else {
+        aead_aad(p, seqHigh, hdr);
+        seg[0] = hdr; len[0] = 12; seg[1] = p + 8; len[1] = icvOff - 8; ns = 2;
+      }
+      if (!gmac_tag(c->ectx, nonce, seg, len, ns, tag)) { ERR_clear_error(); return R_INT; }
+      return CRYPTO_memcmp(tag, p + icvOff, 16) == 0 ? R_OK : R_AUTH;
+    }
+
+    /* ESP_AEAD: decrypt into scratch, release into the packet only once the tag verified. */
+    {
+      uint8_t nonce[12], aad[12];
+      int aadLen, ol = 0, fl = 0, fr;
+      if ((size_t)n > c->scap) {
+        size_t cap = (size_t)n + 256;
+        uint8_t *s = (uint8_t *)malloc(cap);
+        if (!s) return R_INT;
+        if (c->scratch) { OPENSSL_cleanse(c->scratch, c->scap); free(c->scratch); }
+        c->scratch = s;
+        c->scap = cap;
+      }
+      make_nonce(c, p + 8, nonce);
+      aadLen = aead_aad(p, seqHigh, aad);
+      if (EVP_CipherInit_ex(c->dctx, NULL, NULL, NULL, nonce, 0) != 1) goto internal;
+      if (EVP_CipherUpdate(c->dctx, NULL, &ol, aad, aadLen) != 1) goto internal;
+      if (EVP_CipherUpdate(c->dctx, c->scratch, &ol, ct, n) != 1 || ol != n) goto internal;
+      if (EVP_CIPHER_CTX_ctrl(c->dctx, EVP_CTRL_AEAD_SET_TAG, c->icvLen, p + icvOff) != 1) goto internal;
+      fr = EVP_CipherFinal_ex(c->dctx, c->scratch + ol, &fl);
+      if (fr != 1) { ERR_clear_error(); return R_AUTH; }
+      memcpy(ct, c->scratch, (size_t)n);
+      return R_OK;
+    internal:
+      ERR_clear_error();
+      return R_INT;
+    }
+  }
+}
+
+static int esp_seal(esp_ctx *c, uint8_t *buf, size_t blen, int64_t start, int64_t end, int64_t seqHigh) {
+  if (start < 0 || end < start || (uint64_t)end > blen || end - start > INT32_MAX) return R_INT;
+  {
+    int64_t n64 = end - start - 8 - c->ivLen - c->icvLen;
+    uint8_t *p = buf + start;
+    size_t icvOff;
+    uint8_t *ct;
+    int n;
+    if (n64 < 0 || n64 % c->blockSize != 0) return R_LEN;
+    n = (int)n64;
+    icvOff = (size_t)(end - start) - (size_t)c->icvLen;
+    ct = p + 8 + c->ivLen;
+
+    if (c->mode == ESP_SEP) {
+      /* RFC 4303 §3.3.2.1: encrypt, then MAC the encrypted packet. */
+      if (!sep_cipher(c, ct, n, 1)) { ERR_clear_error(); return R_INT; }
+      if (c->hasMac) {
+        uint8_t md[64];
+        esp_hmac(c, p, icvOff, seqHigh, md);
+        memcpy(p + icvOff, md, (size_t)c->icvLen);
+      }
+      return R_OK;
+    }
+    if (c->mode == ESP_GMAC) {
+      uint8_t nonce[12], tag[16], hdr[12];
+      const uint8_t *seg[2];
+      size_t len[2];
+      int ns;
+      make_nonce(c, p + 8, nonce);
+      if (seqHigh < 0) { seg[0] = p; len[0] = icvOff; ns = 1; }
+      else {
+        aead_aad(p, seqHigh, hdr);
+        seg[0] = hdr; len[0] = 12; seg[1] = p + 8; len[1] = icvOff - 8; ns = 2;
+      }
+      if (!gmac_tag(c->ectx, nonce, seg, len, ns, tag)) { ERR_clear_error(); return R_INT; }
+      memcpy(p + icvOff, tag, 16);
+      return R_OK;
+    }
+    {
+      uint8_t nonce[12], aad[12], fin[16];
+      int aadLen, ol = 0;
+      make_nonce(c, p + 8, nonce);
+      aadLen = aead_aad(p, seqHigh, aad);
+      if (EVP_CipherInit_ex(c->ectx, NULL, NULL, NULL, nonce, 1) != 1) goto internal;
+      if (EVP_CipherUpdate(c->ectx, NULL, &ol, aad, aadLen) != 1) goto internal;
+      if (n > 0 && (EVP_CipherUpdate(c->ectx, ct, &ol, ct, n) != 1 || ol != n)) goto internal;
+      if (EVP_CipherFinal_ex(c->ectx, fin, &ol) != 1) goto internal;
+      if (EVP_CIPHER_CTX_ctrl(c->ectx, EVP_CTRL_AEAD_GET_TAG, c->icvLen, p + icvOff) != 1) goto internal;
+      return R_OK;
+    internal:
+      ERR_clear_error();
+      return R_INT;
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* AH: MAC over chunks, then the ESN high bits (RFC 4302 §3.3.3.2.2). GMAC per src/crypto/ah.ts:  */
+/* nonce = salt || IV, AAD = chunks || ESN high, empty plaintext, 16-byte tag.                 */
+
+static int ah_mac(ah_ctx *c, const uint8_t *const *seg, const size_t *len, int nseg, int64_t seqHigh,
+                  const uint8_t *iv, uint8_t *out /* 64 bytes */) {
+  uint8_t hi[4];
+  int i;
+  if (seqHigh >= 0) put_be32(hi, (uint32_t)seqHigh);
+  if (c->kind == AH_HMAC) {
+    hstate s;
+    hmac_begin(&c->mac, &s);
+    for (i = 0; i < nseg; i++) h_update(c->mac.alg, &s, seg[i], len[i]);
+    if (seqHigh >= 0) h_update(c->mac.alg, &s, hi, 4);
+    hmac_end(&c->mac, &s, out);
+    return 1;
+  }
+  {
+    uint8_t nonce[12];
+    int ol = 0;
+    uint8_t fin[16];
+    if (!iv) return 0;
+    memcpy(nonce, c->salt, 4);
+    memcpy(nonce + 4, iv, 8);
+    if (EVP_CipherInit_ex(c->ectx, NULL, NULL, NULL, nonce, 1) != 1) goto fail;
+    for (i = 0; i < nseg; i++) {
+      if (len[i] == 0) continue;
+      if (len[i] > INT32_MAX) goto fail;
+      if (EVP_CipherUpdate(c->ectx, NULL, &ol, seg[i], (int)len[i]) != 1) goto fail;
+    }
+    if (seqHigh >= 0 && EVP_CipherUpdate(c->ectx, NULL, &ol, hi, 4) != 1) goto fail;
+    if (EVP_CipherFinal_ex(c->ectx, fin, &ol) != 1) goto fail;
+    if (EVP_CIPHER_CTX_ctrl(c->ectx, EVP_CTRL_AEAD_GET_TAG, 16, out) != 1) goto fail;
+    return 1;
+  fail:
+    ERR_clear_error();
+    return 0;
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Slot table for runBatch                                                                     */
+
+enum { K_NONE = 0, K_NATIVE = 1, K_FALLBACK = 2 };
+
+typedef struct {
+  uint32_t magic;
+  int32_t cap;
+  uint8_t *espKind, *ahKind;
+  esp_ctx **esp;
+  ah_ctx **ah;
+} slot_table;
+
+static void table_free(slot_table *t) {
+  int32_t i;
+  if (!t) return;
+  for (i = 0; i < t->cap; i++) {
+    esp_release(t->esp[i]);
+    ah_release(t->ah[i]);
+  }
+  free(t->espKind); free(t->ahKind); free(t->esp); free(t->ah);
+  t->magic = 0;
+  free(t);
+}
+
+static int table_grow(slot_table *t, int32_t need) {
+  int32_t cap = t->cap ? t->cap : 16, i;
+  uint8_t *ek, *ak;
+  esp_ctx **e;
+  ah_ctx **a;
+  while (cap <= need) cap *= 2;
+  if (cap <= t->cap) return 1;
+  ek = (uint8_t *)realloc(t->espKind, (size_t)cap);
+  if (!ek) return 0;
+  t->espKind = ek;
+  ak = (uint8_t *)realloc(t->ahKind, (size_t)cap);
+  if (!ak) return 0;
+  t->ahKind = ak;
+  e = (esp_ctx **)realloc(t->esp, sizeof(*e) * (size_t)cap);
+  if (!e) return 0;
+  t->esp = e;
+  a = (ah_ctx **)realloc(t->ah, sizeof(*a) * (size_t)cap);
+  if (!a) return 0;
+  t->ah = a;
+  for (i = t->cap; i < cap; i++) { ek[i] = K_NONE; ak[i] = K_NONE; e[i] = NULL; a[i] = NULL; }
+  t->cap = cap;
+  return 1;
+}
+
+/* Job layout of src/offload/jobs.ts */
+enum {
+  J_ESP_SLOT = 0, J_AH_SLOT = 1, J_OP = 2, J_OFF = 3, J_LEN = 4, J_ESP = 5, J_AH = 6,
+  J_SEQH_ESP = 7, J_SEQH_AH = 8, J_AUX = 9, J_RESULT = 10, JOB_FIELDS = 12
+};
+enum { OP_AH_VERIFY = 1, OP_ESP_OPEN = 2, OP_ESP_SEAL = 4, OP_AH_COMPUTE = 8 };
+#define NOT_RUN 15
+
+static inline int in_range(int64_t off, int64_t len, size_t dlen) {
+  return off >= 0 && len >= 0 && (uint64_t)(off + len) <= dlen;
+}
+
+static int ah_job(ah_ctx *a, uint8_t *data, size_t dlen, int64_t off, int64_t len, int64_t aux, int64_t seqHigh,
+                  int verify) {
+  const uint8_t *seg = data + off;
+  size_t l = (size_t)len;
+  int ivLen = a->kind == AH_GMAC ? 8 : 0;
+  uint8_t md[64];
+  if (!in_range(aux, ivLen + a->icvLen, dlen)) return R_INT;
+  if (!ah_mac(a, &seg, &l, 1, seqHigh, ivLen ? data + aux : NULL, md)) return R_INT;
+  if (verify) return CRYPTO_memcmp(md, data + aux + ivLen, (size_t)a->icvLen) == 0 ? 0 : 1;
+  memcpy(data + aux + ivLen, md, (size_t)a->icvLen);
+  return 0;
+}
+
+/* Mirrors runJobs (src/offload/jobs.ts) job by job. */
+static uint32_t run_batch(slot_table *t, uint8_t *data, size_t dlen, int32_t *meta, uint32_t n) {
+  uint32_t i, deferred = 0;
+  for (i = 0; i < n; i++) {
+    int32_t *m = meta + (size_t)i * JOB_FIELDS;
+    int32_t op = m[J_OP];
+    int32_t es = m[J_ESP_SLOT], as = m[J_AH_SLOT];
+    int ek = (es >= 0 && es < t->cap) ? t->espKind[es] : K_NONE;
+    int ak = (as >= 0 && as < t->cap) ? t->ahKind[as] : K_NONE;
+    int64_t off = m[J_OFF], len = m[J_LEN];
+    int ahRes = NOT_RUN, espRes = NOT_RUN;
+    if (((op & (OP_ESP_OPEN | OP_ESP_SEAL)) && ek == K_FALLBACK) ||
+        ((op & (OP_AH_VERIFY | OP_AH_COMPUTE)) && ak == K_FALLBACK)) {
+      m[J_RESULT] = -1;
+      deferred++;
+      continue;
+    }
+    if (!in_range(off, len, dlen)) {
+      if (op & (OP_AH_VERIFY | OP_AH_COMPUTE)) ahRes = R_INT;
+      else if (op & (OP_ESP_OPEN | OP_ESP_SEAL)) espRes = R_INT;
+      m[J_RESULT] = ahRes | (espRes << 4);
+      continue;
+    }
+    if (op & OP_AH_VERIFY) {
+      ah_ctx *a = ak == K_NATIVE ? t->ah[as] : NULL;
+      ahRes = a ? ah_job(a, data, dlen, off, len, m[J_AUX], m[J_SEQH_AH], 1) : R_INT;
+    }
+    if ((op & OP_ESP_OPEN) && (ahRes == 0 || ahRes == NOT_RUN)) {
+      esp_ctx *e = ek == K_NATIVE ? t->esp[es] : NULL;
+      espRes = e ? esp_open(e, data, dlen, off + m[J_ESP], off + len, m[J_SEQH_ESP]) : R_INT;
+    }
+    if (op & OP_ESP_SEAL) {
+      esp_ctx *e = ek == K_NATIVE ? t->esp[es] : NULL;
+      espRes = e ? (esp_seal(e, data, dlen, off + m[J_ESP], off + len, m[J_SEQH_ESP]) == R_OK ? 0 : R_INT) : R_INT;
+    }
+    if ((op & OP_AH_COMPUTE) && (espRes == 0 || espRes == NOT_RUN)) {
+      ah_ctx *a = ak == K_NATIVE ? t->ah[as] : NULL;
+      ahRes = a ? ah_job(a, data, dlen, off, len, m[J_AUX], m[J_SEQH_AH], 0) : R_INT;
+    }
+    m[J_RESULT] = ahRes | (espRes << 4);
+  }
+  return deferred;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* N-API glue                                                                                  */
+
+#define CHECK(call) \
+  do { if ((call) != napi_ok) return NULL; } while (0)
+
+static napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, NULL, msg);
+  return NULL;
+}
+
+static napi_value throw_range(napi_env env, const char *msg) {
+  napi_throw_range_error(env, NULL, msg);
+  return NULL;
+}
+
+static int get_bytes(napi_env env, napi_value v, uint8_t **p, size_t *len) {
+  napi_typedarray_type t;
+  size_t n = 0;
+  void *d = NULL;
+  if (napi_get_typedarray_info(env, v, &t, &n, &d, NULL, NULL) != napi_ok) return 0;
+  if (t != napi_uint8_array && t != napi_uint8_clamped_array && t != napi_int8_array) return 0;
+  *p = (uint8_t *)d;
+  *len = n;
+  if (!d) *len = 0;
+  return 1;
+}
+
+static int is_nullish(napi_env env, napi_value v) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return 0;
+  return t == napi_null || t == napi_undefined;
+}
+
+static int get_i64(napi_env env, napi_value v, int64_t *out) {
+  return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
+static int get_i32(napi_env env, napi_value v, int32_t *out) {
+  return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+static void *get_ext(napi_env env, napi_value v, uint32_t magic) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || !p) return NULL;
+  if (*(uint32_t *)p != magic) return NULL;
+  return p;
+}
+
+static void fin_esp(napi_env env, void *data, void *hint) { (void)env; (void)hint; esp_release((esp_ctx *)data); }
+static void fin_ah(napi_env env, void *data, void *hint) { (void)env; (void)hint; ah_release((ah_ctx *)data); }
+static void fin_tab(napi_env env, void *data, void *hint) { (void)env; (void)hint; table_free((slot_table *)data); }
+
+static int get_string(napi_env env, napi_value v, char *buf, size_t cap) {
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env, v, buf, cap, &n) != napi_ok) return 0;
+  return n + 1 < cap;
+}
+
+/* espNew(mode, cipherName, key, salt|null, hashId, macKey|null, ivLen, icvLen, blockSize) */
+static napi_value js_esp_new(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9], out;
+  int32_t mode, hash, ivLen, icvLen, bs;
+  char cname[64];
+  uint8_t *key = NULL, *salt = NULL, *mkey = NULL;
+  size_t klen = 0, slen = 0, mklen = 0;
+  esp_ctx *c;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 9) return throw_type(env, "espNew: 9 arguments expected");
+  if (!get_i32(env, argv[0], &mode) || !get_string(env, argv[1], cname, sizeof(cname)) ||
+      !get_i32(env, argv[4], &hash) || !get_i32(env, argv[6], &ivLen) || !get_i32(env, argv[7], &icvLen) ||
+      !get_i32(env, argv[8], &bs))
+    return throw_type(env, "espNew: bad argument");
+  if (!is_nullish(env, argv[2]) && !get_bytes(env, argv[2], &key, &klen)) return throw_type(env, "espNew: key");
+  if (!is_nullish(env, argv[3]) && !get_bytes(env, argv[3], &salt, &slen)) return throw_type(env, "espNew: salt");
+  if (!is_nullish(env, argv[5]) && !get_bytes(env, argv[5], &mkey, &mklen)) return throw_type(env, "espNew: macKey");
+  if (mode < ESP_SEP || mode > ESP_GMAC || ivLen < 0 || ivLen > 16 || icvLen < 0 || icvLen > 64 || bs < 1 || bs > 16)
+    return throw_range(env, "espNew: bad sizes");
+  if ((mode != ESP_SEP || cname[0]) && (!key || (salt && slen != 4)))
+    return throw_range(env, "espNew: key/salt");
+
+  c = (esp_ctx *)calloc(1, sizeof(*c));
+  if (!c) return throw_range(env, "espNew: out of memory");
+  c->magic = MAGIC_ESP;
+  c->refs = 1;
+  c->mode = mode;
+  c->ivLen = ivLen;
+  c->icvLen = icvLen;
+  c->blockSize = bs;
+  if (salt) memcpy(c->salt, salt, 4);
+
+  if (mode == ESP_SEP) {
+    if (hash != H_NONE) {
+      unsigned dl, bl;
+      if (!h_sizes(hash, &dl, &bl) || icvLen < 1 || (unsigned)icvLen > dl || !hmac_setup(&c->mac, hash, mkey, mklen)) {
+        esp_release(c);
+        return throw_range(env, "espNew: HMAC");
+      }
+      c->hasMac = 1;
+    } else if (icvLen != 0) {
+      esp_release(c);
+      return throw_range(env, "espNew: ICV without integrity");
+    }
+    if (cname[0]) {
+      size_t l = strlen(cname);
+      if (l > 4 && strcmp(cname + l - 4, "-cbc") == 0) {
+        c->cmode = C_CBC;
+        c->ectx = cipher_ctx(cname, key, klen, 1, 1);
+        c->dctx = cipher_ctx(cname, key, klen, 0, 1);
+        if (ivLen != bs) { esp_release(c); return throw_range(env, "espNew: CBC IV must be one block"); }
+      } else if (l > 4 && strcmp(cname + l - 4, "-ctr") == 0) {
+        if (!salt || ivLen != 8) { esp_release(c); return throw_range(env, "espNew: CTR needs a salt and an 8-byte IV"); }
+        c->cmode = C_CTR;
+        c->ectx = cipher_ctx(cname, key, klen, 1, 0);
+        c->dctx = NULL;
+      } else {
+        esp_release(c);
+        return throw_range(env, "espNew: unsupported cipher");
+      }
+      if (!c->ectx || (c->cmode == C_CBC && !c->dctx)) { esp_release(c); return throw_range(env, "espNew: OpenSSL refused the cipher"); }
+    }
+  } else {
+    /* AEAD (GCM / ChaCha20-Poly1305) and GMAC: 12-byte nonce, 8-byte explicit IV. */
+    if (!salt || ivLen != 8 || bs != 1) { esp_release(c); return throw_range(env, "espNew: AEAD needs salt, IV 8"); }
+    if (mode == ESP_GMAC && icvLen != 16) { esp_release(c); return throw_range(env, "espNew: GMAC ICV is 16"); }
+    if (mode == ESP_AEAD && (icvLen < 4 || icvLen > 16)) { esp_release(c); return throw_range(env, "espNew: AEAD ICV"); }
+    c->ectx = cipher_ctx(cname, key, klen, 1, 0);
+    if (mode == ESP_AEAD) c->dctx = cipher_ctx(cname, key, klen, 0, 0);
+    if (!c->ectx || (mode == ESP_AEAD && !c->dctx)) { esp_release(c); return throw_range(env, "espNew: OpenSSL refused the cipher"); }
+    if (EVP_CIPHER_CTX_get_iv_length(c->ectx) != 12) { esp_release(c); return throw_range(env, "espNew: nonce length is not 12"); }
+  }
+  if (napi_create_external(env, c, fin_esp, NULL, &out) != napi_ok) { esp_release(c); return NULL; }
+  return out;
+}
+
+static napi_value esp_call(napi_env env, napi_callback_info info, int seal) {
+  size_t argc = 5;
+  napi_value argv[5], out;
+  esp_ctx *c;
+  uint8_t *buf;
+  size_t blen;
+  int64_t start, end, sh;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) return throw_type(env, "esp: 5 arguments expected");
+  c = (esp_ctx *)get_ext(env, argv[0], MAGIC_ESP);
+  if (!c) return throw_type(env, "esp: not an ESP context");
+  if (!get_bytes(env, argv[1], &buf, &blen)) return throw_type(env, "esp: buffer must be a Uint8Array");
+  if (!get_i64(env, argv[2], &start) || !get_i64(env, argv[3], &end) || !get_i64(env, argv[4], &sh))
+    return throw_type(env, "esp: offsets must be numbers");
+  CHECK(napi_create_int32(env, seal ? esp_seal(c, buf, blen, start, end, sh) : esp_open(c, buf, blen, start, end, sh), &out));
+  return out;
+}
+
+static napi_value js_esp_open(napi_env env, napi_callback_info info) { return esp_call(env, info, 0); }
+static napi_value js_esp_seal(napi_env env, napi_callback_info info) { return esp_call(env, info, 1); }
+
+/* ahNew(kind, hashIdOrCipherName, key, salt|null, icvLen): HMAC passes the hash id (H_*) as a
+   number, GMAC the AES-GCM cipher name (e.g. "aes-128-gcm"). */
+static napi_value js_ah_new(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], out;
+  int32_t kind, icvLen, hash = 0;
+  char cname[64] = {0};
+  uint8_t *key = NULL, *salt = NULL;
+  size_t klen = 0, slen = 0;
+  ah_ctx *c;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) return throw_type(env, "ahNew: 5 arguments expected");
+  if (!get_i32(env, argv[0], &kind) || !get_i32(env, argv[4], &icvLen)) return throw_type(env, "ahNew: bad argument");
+  if (kind == AH_HMAC) {
+    if (!get_i32(env, argv[1], &hash)) return throw_type(env, "ahNew: hash id");
+  } else if (!get_string(env, argv[1], cname, sizeof(cname))) {
+    return throw_type(env, "ahNew: cipher name");
+  }
+  if (!is_nullish(env, argv[2]) && !get_bytes(env, argv[2], &key, &klen)) return throw_type(env, "ahNew: key");
+  if (!is_nullish(env, argv[3]) && !get_bytes(env, argv[3], &salt, &slen)) return throw_type(env, "ahNew: salt");
+  c = (ah_ctx *)calloc(1, sizeof(*c));
+  if (!c) return throw_range(env, "ahNew: out of memory");
+  c->magic = MAGIC_AH;
+  c->refs = 1;
+  c->kind = kind;
+  c->icvLen = icvLen;
+  if (kind == AH_HMAC) {
+    unsigned dl, bl;
+    if (!h_sizes(hash, &dl, &bl) || icvLen < 1 || (unsigned)icvLen > dl || !hmac_setup(&c->mac, hash, key, klen)) {
+      ah_release(c);
+      return throw_range(env, "ahNew: HMAC");
+    }
+  } else if (kind == AH_GMAC) {
+    if (!key || !salt || slen != 4 || icvLen != 16) { ah_release(c); return throw_range(env, "ahNew: GMAC key/salt/ICV"); }
+    memcpy(c->salt, salt, 4);
+    c->ectx = cipher_ctx(cname, key, klen, 1, 0);
+    if (!c->ectx) { ah_release(c); return throw_range(env, "ahNew: OpenSSL refused the cipher"); }
+  } else {
+    ah_release(c);
+    return throw_range(env, "ahNew: kind");
+  }
+  if (napi_create_external(env, c, fin_ah, NULL, &out) != napi_ok) { ah_release(c); return NULL; }
+  return out;
+}
+
+/* ahMac(ctx, chunks (Uint8Array or array of them), seqHigh, iv|null, ivOff, out, outOff, verify) */
+static napi_value js_ah_mac(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8], res;
+  ah_ctx *c;
+  const uint8_t *segs[16];
+  size_t lens[16];
+  const uint8_t **seg = segs;
+  size_t *len = lens;
+  uint32_t nseg = 0, i;
+  int64_t sh, ivOff, outOff;
+  uint8_t *iv = NULL, *out = NULL, md[64];
+  size_t ivLen = 0, olen = 0;
+  bool isArr = false, verify = false;
+  int rc = R_OK;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 8) return throw_type(env, "ahMac: 8 arguments expected");
+  c = (ah_ctx *)get_ext(env, argv[0], MAGIC_AH);
+  if (!c) return throw_type(env, "ahMac: not an AH context");
+  if (!get_i64(env, argv[2], &sh) || !get_i64(env, argv[4], &ivOff) || !get_i64(env, argv[6], &outOff) ||
+      napi_get_value_bool(env, argv[7], &verify) != napi_ok)
+    return throw_type(env, "ahMac: bad argument");
+  if (!is_nullish(env, argv[3]) && !get_bytes(env, argv[3], &iv, &ivLen)) return throw_type(env, "ahMac: iv");
+  if (!get_bytes(env, argv[5], &out, &olen)) return throw_type(env, "ahMac: out");
+  if (c->kind == AH_GMAC && (!iv || ivOff < 0 || (uint64_t)ivOff + 8 > ivLen)) return throw_range(env, "ahMac: GMAC needs an 8-byte IV");
+  if (outOff < 0 || (uint64_t)outOff + (uint64_t)c->icvLen > olen) return throw_range(env, "ahMac: output out of range");
+  CHECK(napi_is_array(env, argv[1], &isArr));
+  if (isArr) {
+    CHECK(napi_get_array_length(env, argv[1], &nseg));
+    if (nseg > 16) {
+      seg = (const uint8_t **)malloc(sizeof(*seg) * nseg);
+      len = (size_t *)malloc(sizeof(*len) * nseg);
+      if (!seg || !len) { free((void *)seg); free(len); return throw_range(env, "ahMac: out of memory"); }
+    }
+    for (i = 0; i < nseg; i++) {
+      napi_value e;
+      uint8_t *p;
+      if (napi_get_element(env, argv[1], i, &e) != napi_ok || !get_bytes(env, e, &p, &len[i])) {
+        if (seg != segs) { free((void *)seg); free(len); }
+        return throw_type(env, "ahMac: chunks must be Uint8Arrays");
+      }
+      seg[i] = p;
+    }
+  } else {
+    uint8_t *p;
+    if (!get_bytes(env, argv[1], &p, &lens[0])) return throw_type(env, "ahMac: chunks");
+    segs[0] = p;
+    nseg = 1;
+  }
+  if (!ah_mac(c, seg, len, (int)nseg, sh, iv ? iv + ivOff : NULL, md)) rc = R_INT;
+  else if (verify) rc = CRYPTO_memcmp(md, out + outOff, (size_t)c->icvLen) == 0 ? R_OK : R_AUTH;
+  else memcpy(out + outOff, md, (size_t)c->icvLen);
+  if (seg != segs) { free((void *)seg); free(len); }
+  CHECK(napi_create_int32(env, rc, &res));
+  return res;
+}
+
+static napi_value js_table_new(napi_env env, napi_callback_info info) {
+  napi_value out;
+  slot_table *t = (slot_table *)calloc(1, sizeof(*t));
+  (void)info;
+  if (!t) return throw_range(env, "tableNew: out of memory");
+  t->magic = MAGIC_TAB;
+  if (napi_create_external(env, t, fin_tab, NULL, &out) != napi_ok) { table_free(t); return NULL; }
+  return out;
+}
+
+/* tableSet(table, slot, espKind, espCtx|null, ahKind, ahCtx|null) */
+static napi_value js_table_set(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  slot_table *t;
+  int32_t slot, ek, ak;
+  esp_ctx *e = NULL;
+  ah_ctx *a = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) return throw_type(env, "tableSet: 6 arguments expected");
+  t = (slot_table *)get_ext(env, argv[0], MAGIC_TAB);
+  if (!t || !get_i32(env, argv[1], &slot) || !get_i32(env, argv[2], &ek) || !get_i32(env, argv[4], &ak))
+    return throw_type(env, "tableSet: bad argument");
+  if (slot < 0 || slot > (1 << 24) || ek < K_NONE || ek > K_FALLBACK || ak < K_NONE || ak > K_FALLBACK)
+    return throw_range(env, "tableSet: slot or kind out of range");
+  if (ek == K_NATIVE && !(e = (esp_ctx *)get_ext(env, argv[3], MAGIC_ESP))) return throw_type(env, "tableSet: ESP context");
+  if (ak == K_NATIVE && !(a = (ah_ctx *)get_ext(env, argv[5], MAGIC_AH))) return throw_type(env, "tableSet: AH context");
+  if (!table_grow(t, slot)) return throw_range(env, "tableSet: out of memory");
+  if (e) e->refs++;
+  if (a) a->refs++;
+  esp_release(t->esp[slot]);
+  ah_release(t->ah[slot]);
+  t->esp[slot] = e;
+  t->ah[slot] = a;
+  t->espKind[slot] = (uint8_t)ek;
+  t->ahKind[slot] = (uint8_t)ak;
+  return NULL;
+}
+
+/* runBatch(table, data: Uint8Array, meta: Int32Array, n) -> deferred count */
+static napi_value js_run_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], out;
+  slot_table *t;
+  uint8_t *data;
+  size_t dlen, mlen;
+  void *mp = NULL;
+  napi_typedarray_type mt;
+  int32_t n;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return throw_type(env, "runBatch: 4 arguments expected");
+  t = (slot_table *)get_ext(env, argv[0], MAGIC_TAB);
+  if (!t) return throw_type(env, "runBatch: not a slot table");
+  if (!get_bytes(env, argv[1], &data, &dlen)) return throw_type(env, "runBatch: data must be a Uint8Array");
+  if (napi_get_typedarray_info(env, argv[2], &mt, &mlen, &mp, NULL, NULL) != napi_ok || mt != napi_int32_array)
+    return throw_type(env, "runBatch: meta must be an Int32Array");
+  if (!get_i32(env, argv[3], &n) || n < 0 || (size_t)n * JOB_FIELDS > mlen) return throw_range(env, "runBatch: bad job count");
+  CHECK(napi_create_uint32(env, n ? run_batch(t, data, dlen, (int32_t *)mp, (uint32_t)n) : 0, &out));
+  return out;
+}
+
+static napi_value js_info(napi_env env, napi_callback_info info) {
+  napi_value out;
+  (void)info;
+  CHECK(napi_create_string_utf8(env, OpenSSL_version(OPENSSL_VERSION), NAPI_AUTO_LENGTH, &out));
+  return out;
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+    {"info", NULL, js_info, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"espNew", NULL, js_esp_new, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"espOpen", NULL, js_esp_open, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"espSeal", NULL, js_esp_seal, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"ahNew", NULL, js_ah_new, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"ahMac", NULL, js_ah_mac, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"tableNew", NULL, js_table_new, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"tableSet", NULL, js_table_set, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"runBatch", NULL, js_run_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_value abi;
+  if (OpenSSL_version_num() >> 28 != 3) { /* built against OpenSSL 3 headers: refuse anything else */
+    napi_throw_error(env, NULL, "ipsecov2_native: node's OpenSSL is not 3.x");
+    return NULL;
+  }
+  if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
+  if (napi_create_uint32(env, ABI_VERSION, &abi) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "abi", abi) != napi_ok) return NULL;
+  return exports;
+}

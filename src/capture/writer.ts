@@ -1,0 +1,385 @@
+/**
+ * Capture writers: pcapng (one little-endian section, shb_userappl "ipsecov2") or classic pcap
+ * (little-endian, micro- or nanosecond magic).
+ *
+ * Frames are encoded straight into a large output buffer (1 MiB); a full buffer is handed to the
+ * sink as it is and a fresh one started (the sink may still be writing the old one), so
+ * `writeFrame` is synchronous and allocation-free per frame. `flush()`, once per batch, hands
+ * over the partial buffer and waits for the sink: that is the back-pressure point.
+ * File targets are written to a temporary name beside the target and renamed on `close()`, so
+ * a failed run never leaves a file that looks complete.
+ */
+import { open as fsOpen, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { linkTypeName } from './linktypes.js';
+import { encodePcapHeader, encodePcapRecord, PCAP_HEADER_LEN, PCAP_RECORD_HEADER_LEN } from './pcap.js';
+import { encodeEpb, encodeIdb, encodeShb, epbSize } from './pcapng.js';
+import { SEC_FRAC, tsToSecFrac } from './timestamp.js';
+import type { CaptureInterface } from './types.js';
+
+/** Options of {@link createCaptureWriter} / {@link createCaptureWriterStream}. */
+export interface WriterOptions {
+  format: 'pcap' | 'pcapng';
+  /** Streams only: end the sink on close (default true; never for process.stdout/stderr). */
+  end?: boolean;
+  /** Output buffer size in bytes (default 1 MiB). */
+  bufferSize?: number;
+  /** shb_userappl of pcapng output (default "ipsecov2"). */
+  userAppl?: string;
+}
+
+/** Writing the output failed (I/O error, misuse, or a pcap limitation). */
+export class CaptureWriteError extends Error {
+  readonly code = 'ERR_CAPTURE_WRITE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CaptureWriteError';
+  }
+}
+
+/** A capture being written. */
+export interface CaptureWriter {
+  /**
+   * Declare an output interface (copies link type, snaplen, name, description, tsresol,
+   * tsoffset) and return its id. pcap output holds one link type and one timestamp resolution:
+   * a second interface that differs throws CaptureWriteError ("use pcapng").
+   * @throws CaptureWriteError
+   */
+  addInterface(iface: CaptureInterface): number;
+  /**
+   * Buffered, synchronous append. `tsHi`/`tsLo` are in the interface's units (as read).
+   * `comment` becomes a pcapng opt_comment (ignored for pcap); `epbFlags` an epb_flags option.
+   * A no-op once `closedByPeer`.
+   * @throws CaptureWriteError for an undeclared interface id or after close.
+   */
+  writeFrame(ifId: number, tsHi: number, tsLo: number, data: Uint8Array, origLen: number, comment: string | null, epbFlags?: number | null): void;
+  /** Hand buffered bytes to the sink and wait for it (back-pressure). Call once per batch. */
+  flush(): Promise<void>;
+  /** Finish: flush, close, and (file targets) rename the temporary file onto the target. */
+  close(): Promise<void>;
+  /** Give up: remove the temporary file (file targets); streams just stop being written. */
+  abort(): Promise<void>;
+  /** Bytes of capture produced so far (including bytes still buffered). */
+  readonly bytesWritten: number;
+  /** The reader of stdout/the pipe went away (EPIPE); further frames are dropped quietly. */
+  readonly closedByPeer: boolean;
+}
+
+interface Sink {
+  readonly closedByPeer: boolean;
+  readonly error: Error | null;
+  write(chunk: Buffer): void;
+  wait(): Promise<void>;
+  finish(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+async function writeAll(fh: FileHandle, chunk: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < chunk.length) {
+    const { bytesWritten } = await fh.write(chunk, done, chunk.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+class FileSink implements Sink {
+  readonly closedByPeer = false;
+  error: Error | null = null;
+  private position = 0;
+  private inflight: Promise<void>[] = [];
+
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly tmp: string,
+    private readonly target: string,
+  ) {}
+
+  write(chunk: Buffer): void {
+    if (this.error !== null) return;
+    // explicit positions: concurrent writes land in order whatever order they complete in
+    const p = writeAll(this.fh, chunk, this.position).catch((e: Error) => {
+      this.error ??= e;
+    });
+    this.position += chunk.length;
+    this.inflight.push(p);
+  }
+
+  async wait(): Promise<void> {
+    while (this.inflight.length > 0) {
+      const list = this.inflight;
+      this.inflight = [];
+      await Promise.all(list);
+    }
+  }
+
+  async finish(): Promise<void> {
+    await this.wait();
+    if (this.error !== null) return;
+    await this.fh.close();
+    await rename(this.tmp, this.target);
+  }
+
+  async abort(): Promise<void> {
+    await this.wait();
+    await this.fh.close().catch(() => undefined);
+    await unlink(this.tmp).catch(() => undefined);
+  }
+}
+
+class StreamSink implements Sink {
+  closedByPeer = false;
+  error: Error | null = null;
+  private needDrain = false;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    private readonly s: NodeJS.WritableStream,
+    private readonly endOnClose: boolean,
+  ) {
+    s.on('error', this.onError);
+  }
+
+  private readonly onError = (e: NodeJS.ErrnoException): void => {
+    // the reader of a pipe went away (`... | head`): stop quietly, it is not our failure
+    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') this.closedByPeer = true;
+    else this.error ??= e;
+    this.wake?.();
+  };
+
+  write(chunk: Buffer): void {
+    if (this.closedByPeer || this.error !== null) return;
+    try {
+      if (!this.s.write(chunk)) this.needDrain = true;
+    } catch (e) {
+      this.onError(e as NodeJS.ErrnoException);
+    }
+  }
+
+  wait(): Promise<void> {
+    if (!this.needDrain || this.closedByPeer || this.error !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      const s = this.s;
+      const done = (): void => {
+        s.removeListener('drain', done);
+        s.removeListener('close', done);
+        this.wake = null;
+        this.needDrain = false;
+        resolve();
+      };
+      this.wake = done;
+      s.on('drain', done);
+      s.on('close', done);
+    });
+  }
+
+  async finish(): Promise<void> {
+    await this.wait();
+    if (this.closedByPeer || this.error !== null) return this.detach();
+    const s = this.s;
+    await new Promise<void>((resolve) => {
+      // the callback of an empty write / of end() runs once everything before it is written
+      if (this.endOnClose) s.end(() => resolve());
+      else s.write(Buffer.alloc(0), () => resolve());
+    });
+    this.detach();
+  }
+
+  async abort(): Promise<void> {
+    this.closedByPeer = true;
+    this.detach();
+  }
+
+  private detach(): void {
+    // keep swallowing late EPIPEs on stdout: removing the listener could make them fatal
+    if (this.s !== process.stdout && this.s !== process.stderr) this.s.removeListener('error', this.onError);
+  }
+}
+
+const DEFAULT_BUFFER = 1 << 20;
+const MAX_COMMENT_BYTES = 65535; // an option's length is 16 bits (§3.5)
+
+function truncateUtf8(s: string, maxBytes: number): string {
+  const b = Buffer.from(s, 'utf8');
+  let n = maxBytes;
+  while (n > 0 && (b[n] & 0xc0) === 0x80) n--; // do not cut a UTF-8 sequence
+  return b.toString('utf8', 0, n);
+}
+
+class Writer implements CaptureWriter {
+  bytesWritten = 0;
+  private buf: Buffer;
+  private start = 0;
+  private len = 0;
+  private readonly ifaces: CaptureInterface[] = [];
+  private readonly pcapng: boolean;
+  private pcapHeaderDone = false;
+  private closed = false;
+  private readonly bufferSize: number;
+
+  constructor(
+    private readonly sink: Sink,
+    private readonly label: string,
+    opts: WriterOptions,
+  ) {
+    this.pcapng = opts.format === 'pcapng';
+    this.bufferSize = opts.bufferSize !== undefined && opts.bufferSize >= 4096 ? opts.bufferSize : DEFAULT_BUFFER;
+    this.buf = Buffer.allocUnsafeSlow(this.bufferSize);
+    if (this.pcapng) this.append(encodeShb(opts.userAppl ?? 'ipsecov2'));
+  }
+
+  get closedByPeer(): boolean {
+    return this.sink.closedByPeer;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new CaptureWriteError(`${this.label}: the capture writer is closed`);
+  }
+
+  /** Make room for `size` bytes at `len`, handing the filled part to the sink if needed. */
+  private reserve(size: number): void {
+    if (this.len + size <= this.buf.length) return;
+    this.emit();
+    // the handed-over bytes belong to the sink now: never write into them again
+    this.buf = Buffer.allocUnsafeSlow(Math.max(this.bufferSize, size));
+    this.start = 0;
+    this.len = 0;
+  }
+
+  private emit(): void {
+    if (this.len > this.start) {
+      this.sink.write(this.buf.subarray(this.start, this.len));
+      this.start = this.len;
+    }
+  }
+
+  private append(b: Buffer): void {
+    this.reserve(b.length);
+    b.copy(this.buf, this.len);
+    this.len += b.length;
+    this.bytesWritten += b.length;
+  }
+
+  private static nano(iface: CaptureInterface): boolean {
+    // pcap has micro and nano magics only: any other resolution is converted to nanoseconds
+    return iface.tsResol !== 6;
+  }
+
+  addInterface(iface: CaptureInterface): number {
+    this.checkOpen();
+    const copy: CaptureInterface = { ...iface };
+    if (this.pcapng) {
+      this.append(encodeIdb(copy));
+    } else if (this.ifaces.length > 0) {
+      const first = this.ifaces[0];
+      if (first.linkType !== copy.linkType) {
+        throw new CaptureWriteError(
+          `pcap output cannot mix link types (${first.linkType} ${linkTypeName(first.linkType)} and ${copy.linkType} ${linkTypeName(copy.linkType)}); use pcapng`,
+        );
+      }
+      if (Writer.nano(first) !== Writer.nano(copy)) {
+        throw new CaptureWriteError('pcap output cannot mix timestamp resolutions (microseconds and nanoseconds); use pcapng');
+      }
+    }
+    this.ifaces.push(copy);
+    return this.ifaces.length - 1;
+  }
+
+  private pcapHeader(): void {
+    this.pcapHeaderDone = true;
+    // no interface declared at all: an empty Ethernet capture, still a valid file
+    const first = this.ifaces[0] ?? { linkType: 1, snapLen: 262144, tsResol: 6 };
+    let snap = 0;
+    for (const i of this.ifaces) if (i.snapLen > snap) snap = i.snapLen;
+    this.reserve(PCAP_HEADER_LEN);
+    this.len = encodePcapHeader(this.buf, this.len, first.tsResol !== 6, snap === 0 ? 262144 : snap, first.linkType);
+    this.bytesWritten += PCAP_HEADER_LEN;
+  }
+
+  writeFrame(ifId: number, tsHi: number, tsLo: number, data: Uint8Array, origLen: number, comment: string | null, epbFlags: number | null = null): void {
+    if (this.sink.closedByPeer) return;
+    const iface = this.ifaces[ifId];
+    if (iface === undefined || this.closed) {
+      this.checkOpen();
+      throw new CaptureWriteError(`${this.label}: frame for undeclared output interface ${ifId} (${this.ifaces.length} declared)`);
+    }
+    if (this.pcapng) {
+      let cb = -1;
+      if (comment !== null) {
+        cb = Buffer.byteLength(comment, 'utf8');
+        if (cb > MAX_COMMENT_BYTES) {
+          comment = truncateUtf8(comment, MAX_COMMENT_BYTES);
+          cb = Buffer.byteLength(comment, 'utf8');
+        }
+      }
+      const size = epbSize(data.length, cb, epbFlags !== null);
+      this.reserve(size);
+      this.len = encodeEpb(this.buf, this.len, size, ifId, tsHi, tsLo, data, origLen, comment, cb, epbFlags);
+      this.bytesWritten += size;
+      return;
+    }
+    if (!this.pcapHeaderDone) this.pcapHeader();
+    tsToSecFrac(iface, tsHi, tsLo, Writer.nano(iface) ? 9 : 6);
+    const size = PCAP_RECORD_HEADER_LEN + data.length;
+    this.reserve(size);
+    this.len = encodePcapRecord(this.buf, this.len, SEC_FRAC[0], SEC_FRAC[1], data, origLen);
+    this.bytesWritten += size;
+  }
+
+  private failure(): CaptureWriteError | null {
+    const e = this.sink.error;
+    if (e === null) return null;
+    return new CaptureWriteError(`${this.label}: write failed: ${e.message}`, { cause: e });
+  }
+
+  async flush(): Promise<void> {
+    this.emit();
+    await this.sink.wait();
+    const err = this.failure();
+    if (err !== null) throw err;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (!this.pcapng && !this.pcapHeaderDone) this.pcapHeader();
+    this.emit();
+    this.closed = true;
+    try {
+      await this.sink.finish();
+    } catch (e) {
+      await this.sink.abort();
+      throw new CaptureWriteError(`${this.label}: could not finish the output: ${(e as Error).message}`, { cause: e });
+    }
+    const err = this.failure();
+    if (err !== null) {
+      await this.sink.abort();
+      throw err;
+    }
+  }
+
+  async abort(): Promise<void> {
+    this.closed = true;
+    await this.sink.abort();
+  }
+}
+
+/**
+ * Write a capture to a file (via a temporary file renamed on close) or to stdout (`'-'`).
+ * @throws Node's system errors if the temporary file cannot be created.
+ * @example
+ * const w = await createCaptureWriter('out.pcapng', { format: 'pcapng' });
+ * const id = w.addInterface(reader.interfaces[0]);
+ * w.writeFrame(id, f.tsHi, f.tsLo, f.data, f.origLen, 'CRYPTO_SUCCESS');
+ * await w.flush(); await w.close();
+ */
+export async function createCaptureWriter(target: string, opts: WriterOptions): Promise<CaptureWriter> {
+  if (target === '-') return new Writer(new StreamSink(process.stdout, false), 'stdout', opts);
+  const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
+  const fh = await fsOpen(tmp, 'w');
+  return new Writer(new FileSink(fh, tmp, target), target, opts);
+}
+
+/** Write a capture to any writable stream (ended on close unless `opts.end === false`). */
+export function createCaptureWriterStream(sink: NodeJS.WritableStream, opts: WriterOptions): CaptureWriter {
+  const std = sink === process.stdout || sink === process.stderr;
+  return new Writer(new StreamSink(sink, !std && opts.end !== false), std ? 'stdout' : 'stream', opts);
+}

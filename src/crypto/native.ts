@@ -1,0 +1,278 @@
+/**
+ * Fast crypto path: ESP/AH transforms over the optional N-API addon (native/ipsecov2_native.c),
+ * which keeps one set of OpenSSL contexts per SA (key schedule and GHASH table set once, only the
+ * IV/nonce set per packet; HMAC restarts from precomputed inner/outer states) and can run a whole
+ * JobBatch (src/offload/jobs.ts) in one call.
+ *
+ * The addon is built at install by scripts/build-native.mjs (never failing the install) into
+ * build/Release/ipsecov2_native.node. When it is absent, fails to load, or IPSECOV2_NO_NATIVE=1,
+ * every factory here returns null and the node:crypto transforms (./esp.ts, ./ah.ts) are used.
+ * Semantics are identical to those (test/crypto-native.test.ts cross-checks every algorithm).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encryptionAlgorithm, integrityAlgorithm } from './registry.js';
+import type { AhParams, AhTransform, EspParams, EspTransform, OpenResult } from './types.js';
+
+/** The addon's JS-facing API version this loader speaks (ABI_VERSION in the C file). */
+const EXPECTED_ABI = 1;
+const ADDON_FILE = join('build', 'Release', 'ipsecov2_native.node');
+
+type Ctx = object;
+interface Addon {
+  abi: number;
+  info(): string;
+  espNew(mode: number, cipher: string, key: Uint8Array | null, salt: Uint8Array | null, hash: number, macKey: Uint8Array | null, ivLen: number, icvLen: number, blockSize: number): Ctx;
+  espOpen(ctx: Ctx, buf: Uint8Array, start: number, end: number, seqHigh: number): number;
+  espSeal(ctx: Ctx, buf: Uint8Array, start: number, end: number, seqHigh: number): number;
+  ahNew(kind: number, hashOrCipher: number | string, key: Uint8Array, salt: Uint8Array | null, icvLen: number): Ctx;
+  ahMac(ctx: Ctx, chunks: Uint8Array | readonly Uint8Array[], seqHigh: number, iv: Uint8Array | null, ivOff: number, out: Uint8Array, outOff: number, verify: boolean): number;
+  tableNew(): Ctx;
+  tableSet(table: Ctx, slot: number, espKind: number, esp: Ctx | null, ahKind: number, ah: Ctx | null): void;
+  runBatch(table: Ctx, data: Uint8Array, meta: Int32Array, n: number): number;
+}
+
+let loaded = false;
+let addon: Addon | null = null;
+let reason = '';
+
+/** The package root: this file is dist/src/crypto/native.js (or src/crypto/native.ts). */
+function addonPath(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const p = join(dir, ADDON_FILE);
+    if (existsSync(p)) return p;
+    if (existsSync(join(dir, 'package.json'))) return null;
+    dir = dirname(dir);
+  }
+  return null;
+}
+
+function load(): Addon | null {
+  if (loaded) return addon;
+  loaded = true;
+  const off = process.env.IPSECOV2_NO_NATIVE;
+  if (off !== undefined && off !== '' && off !== '0') {
+    reason = 'disabled by IPSECOV2_NO_NATIVE';
+    return null;
+  }
+  const p = addonPath();
+  if (!p) {
+    reason = 'addon not built';
+    return null;
+  }
+  try {
+    const a = createRequire(import.meta.url)(p) as Addon;
+    if (a.abi !== EXPECTED_ABI) throw new Error(`addon ABI ${a.abi}, expected ${EXPECTED_ABI}: rebuild it (npm run build:native)`);
+    addon = a;
+  } catch (e) {
+    reason = `addon failed to load: ${String((e as Error).message).split('\n')[0]}`;
+    addon = null;
+  }
+  return addon;
+}
+
+/** True when the native addon is loaded and will be used. */
+export function nativeAvailable(): boolean {
+  return load() !== null;
+}
+
+/** One line for `--version`: which crypto path is active and why. */
+export function nativeInfo(): string {
+  const a = load();
+  if (a) {
+    const v = /OpenSSL \S+/.exec(a.info());
+    return `native addon (${v ? v[0] : a.info()} via node)`;
+  }
+  return `node:crypto (${reason})`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transforms
+
+const HASH_ID: Readonly<Record<string, number>> = Object.freeze({ md5: 1, sha1: 2, sha256: 3, sha384: 4, sha512: 5 });
+const DIGEST_LEN: Readonly<Record<string, number>> = Object.freeze({ md5: 16, sha1: 20, sha256: 32, sha384: 48, sha512: 64 });
+const ESP_SEP = 0;
+const ESP_AEAD = 1;
+const ESP_GMAC = 2;
+const AH_HMAC = 0;
+const AH_GMAC = 1;
+
+class NativeEsp implements EspTransform {
+  readonly padUnit: number;
+  constructor(
+    private readonly a: Addon,
+    /** @internal the addon context (used by NativeSlotTable) */
+    readonly ctx: Ctx,
+    readonly ivLen: number,
+    readonly icvLen: number,
+    readonly blockSize: number,
+  ) {
+    this.padUnit = Math.max(4, blockSize);
+  }
+  open(buf: Uint8Array, start: number, end: number, seqHigh: number): OpenResult {
+    return this.a.espOpen(this.ctx, buf, start, end, seqHigh) as OpenResult;
+  }
+  seal(buf: Uint8Array, start: number, end: number, seqHigh: number): void {
+    const r = this.a.espSeal(this.ctx, buf, start, end, seqHigh);
+    if (r === 2) throw new RangeError(`ESP seal: ciphertext length ${end - start - 8 - this.ivLen - this.icvLen} is not a multiple of ${this.blockSize}`);
+    if (r !== 0) throw new Error('ESP seal: native crypto failed (region out of range or OpenSSL error)');
+  }
+}
+
+class NativeAh implements AhTransform {
+  constructor(
+    private readonly a: Addon,
+    /** @internal */
+    readonly ctx: Ctx,
+    readonly ivLen: number,
+    readonly icvLen: number,
+  ) {}
+  compute(chunks: readonly Uint8Array[], seqHigh: number, iv: Uint8Array | null, out: Uint8Array, outOff: number): void {
+    if (this.ivLen && (!iv || iv.length !== this.ivLen)) throw new RangeError(`AH GMAC: expected an 8-byte IV, got ${iv ? `length=${iv.length}` : 'null'}`);
+    if (this.a.ahMac(this.ctx, chunks, seqHigh, iv, 0, out, outOff, false) !== 0) throw new Error('AH: native crypto failed');
+  }
+  verify(chunks: readonly Uint8Array[], seqHigh: number, iv: Uint8Array | null, expected: Uint8Array): boolean {
+    if (expected.length !== this.icvLen) return false;
+    if (this.ivLen && (!iv || iv.length !== this.ivLen)) return false;
+    return this.a.ahMac(this.ctx, chunks, seqHigh, iv, 0, expected, 0, true) === 0;
+  }
+}
+
+function expectLen(what: string, got: number, want: number): void {
+  if (got !== want) throw new RangeError(`${what}: expected ${want} bytes, got length=${got}`);
+}
+
+function checkHmacIcv(hash: string, icvLen: number): void {
+  const full = DIGEST_LEN[hash]!;
+  if (!Number.isInteger(icvLen) || icvLen < 1 || icvLen > full) throw new RangeError(`HMAC-${hash}: ICV length must be 1..${full}, got ${icvLen}`);
+}
+
+/**
+ * The native ESP transform of one SA, or null when the addon is not available or does not cover
+ * the algorithm (single DES). Parameter errors throw the same RangeErrors as createEspTransform.
+ * @param p SA parameters (registry names, keys with the salt at the end, ICV length)
+ * @returns an EspTransform with the exact semantics of crypto/esp.ts, or null
+ */
+export function createNativeEspTransform(p: EspParams): EspTransform | null {
+  const a = load();
+  if (!a) return null;
+  const enc = encryptionAlgorithm(p.encryption);
+  if (!enc) throw new RangeError(`ESP: unknown encryption "${p.encryption}"`);
+  const integ = integrityAlgorithm(p.integrity);
+  if (!integ) throw new RangeError(`ESP: unknown integrity "${p.integrity}"`);
+  expectLen(`ESP ${enc.name} key (key${enc.saltLen ? ' + salt' : ''})`, p.encryptionKey.length, enc.keyLen + enc.saltLen);
+  let make: () => NativeEsp;
+  if (enc.aead) {
+    if (integ.kind !== 'none') throw new RangeError(`ESP: ${enc.name} is a combined mode; integrity must be "none", got "${integ.name}"`);
+    if (!enc.icvLengths.includes(p.icvLength)) throw new RangeError(`ESP ${enc.name}: ICV length must be one of ${enc.icvLengths.join('/')}, got ${p.icvLength}`);
+    const key = p.encryptionKey.subarray(0, enc.keyLen);
+    const salt = p.encryptionKey.subarray(enc.keyLen);
+    make = () => new NativeEsp(a, a.espNew(ESP_AEAD, enc.openssl, key, salt, 0, null, 8, p.icvLength, 1), 8, p.icvLength, 1);
+  } else if (integ.kind === 'gmac') {
+    if (enc.name !== 'null') throw new RangeError(`ESP: ${integ.name} is only defined with encryption "null" (RFC 4543 §3), got "${enc.name}"`);
+    expectLen(`ESP ${integ.name} key + salt`, p.integrityKey.length, integ.keyLen + integ.saltLen);
+    if (p.icvLength !== 16) throw new RangeError(`ESP ${integ.name}: ICV length is 16 (RFC 4543 §3.4), got ${p.icvLength}`);
+    const key = p.integrityKey.subarray(0, integ.keyLen);
+    const salt = p.integrityKey.subarray(integ.keyLen);
+    make = () => new NativeEsp(a, a.espNew(ESP_GMAC, integ.openssl, key, salt, 0, null, 8, 16, 1), 8, 16, 1);
+  } else {
+    let hash = 0;
+    let icv = 0;
+    if (integ.kind === 'hmac') {
+      checkHmacIcv(integ.openssl, p.icvLength);
+      hash = HASH_ID[integ.openssl]!;
+      icv = p.icvLength;
+    } else if (p.icvLength !== 0) throw new RangeError(`ESP: integrity "none" has no ICV, got icvLength ${p.icvLength}`);
+    if (enc.name === 'des-cbc') return null; // single DES: the JS/legacy-provider path only
+    const cbc = enc.openssl.endsWith('-cbc');
+    const ctr = enc.openssl.endsWith('-ctr');
+    if (enc.name !== 'null' && !cbc && !ctr) return null;
+    const key = enc.name === 'null' ? null : p.encryptionKey.subarray(0, enc.keyLen);
+    const salt = ctr ? p.encryptionKey.subarray(enc.keyLen) : null;
+    make = () => new NativeEsp(a, a.espNew(ESP_SEP, enc.openssl, key, salt, hash, hash ? p.integrityKey : null, enc.ivLen, icv, enc.blockSize), enc.ivLen, icv, enc.blockSize);
+  }
+  try {
+    return make();
+  } catch {
+    return null; // OpenSSL refused the cipher (e.g. a FIPS-only build): node:crypto decides
+  }
+}
+
+/**
+ * The native AH transform of one SA, or null when the addon is not available.
+ * Parameter errors throw the same RangeErrors as createAhTransform.
+ */
+export function createNativeAhTransform(p: AhParams): AhTransform | null {
+  const a = load();
+  if (!a) return null;
+  const integ = integrityAlgorithm(p.integrity);
+  if (!integ || integ.kind === 'none') throw new RangeError(`AH: unknown or empty integrity "${p.integrity}"`);
+  let make: () => NativeAh;
+  if (integ.kind === 'hmac') {
+    checkHmacIcv(integ.openssl, p.icvLength);
+    make = () => new NativeAh(a, a.ahNew(AH_HMAC, HASH_ID[integ.openssl]!, p.integrityKey, null, p.icvLength), 0, p.icvLength);
+  } else {
+    if (p.integrityKey.length !== integ.keyLen + integ.saltLen) {
+      throw new RangeError(`AH ${integ.name} key + salt: expected ${integ.keyLen + integ.saltLen} bytes, got length=${p.integrityKey.length}`);
+    }
+    if (p.icvLength !== 16) throw new RangeError(`AH ${integ.name}: ICV (tag) length is 16 (RFC 4543 §3.4), got ${p.icvLength}`);
+    const key = p.integrityKey.subarray(0, integ.keyLen);
+    const salt = p.integrityKey.subarray(integ.keyLen);
+    make = () => new NativeAh(a, a.ahNew(AH_GMAC, integ.openssl, key, salt, 16), 8, 16);
+  }
+  try {
+    return make();
+  } catch {
+    return null;
+  }
+}
+
+/** True when `t` is backed by the addon (runBatch can run it without calling back into JS). */
+export function isNativeTransform(t: EspTransform | AhTransform | null): boolean {
+  return t instanceof NativeEsp || t instanceof NativeAh;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole-batch execution
+
+/** RESULT value of a job that runBatch left for the JS path (its slot has a non-native transform). */
+export const DEFERRED = -1;
+
+/**
+ * Native mirror of a SlotTable: the addon contexts by slot, so that a whole JobBatch runs in one
+ * JS→C call (runJobs semantics, job layout J/Op/result nibbles of src/offload/jobs.ts).
+ */
+export class NativeSlotTable {
+  private readonly t: Ctx;
+  constructor(private readonly a: Addon) {
+    this.t = a.tableNew();
+  }
+
+  /**
+   * Register the transforms of `slot` (replacing earlier ones). null = no transform (jobs that
+   * need it get Internal, as in runJobs); a non-native transform = jobs on it are DEFERRED.
+   */
+  define(slot: number, esp: EspTransform | null, ah: AhTransform | null): void {
+    const ek = esp === null ? 0 : esp instanceof NativeEsp ? 1 : 2;
+    const ak = ah === null ? 0 : ah instanceof NativeAh ? 1 : 2;
+    this.a.tableSet(this.t, slot, ek, ek === 1 ? (esp as NativeEsp).ctx : null, ak, ak === 1 ? (ah as NativeAh).ctx : null);
+  }
+
+  /**
+   * Run jobs [0, n) of a batch in place, exactly as runJobs would. Jobs whose slot holds a
+   * non-native transform are skipped with meta[RESULT] = DEFERRED.
+   * @returns how many jobs were deferred (0: the batch is complete)
+   */
+  run(data: Uint8Array, meta: Int32Array, n: number): number {
+    return this.a.runBatch(this.t, data, meta, n);
+  }
+}
+
+/** A native slot table, or null when the addon is not available. */
+export function createNativeSlotTable(): NativeSlotTable | null {
+  const a = load();
+  return a ? new NativeSlotTable(a) : null;
+}

@@ -1,0 +1,170 @@
+/**
+ * Crypto jobs: the part of rx/tx that is a pure function of bytes and keys, laid out so a batch
+ * can be handed to a worker thread as two transferable ArrayBuffers (data + meta) and run there
+ * or inline with the same code (runJobs). The main thread owns every piece of SA state; a
+ * worker only knows "slots" (the transforms of one SA member), defined before first use.
+ */
+import { createAhTransform, createEspTransform } from '../crypto/index.js';
+import type { AhParams, AhTransform, EspParams, EspTransform } from '../crypto/types.js';
+
+/** Fields per job in the Int32Array meta. */
+export const J = {
+  ESP_SLOT: 0,
+  AH_SLOT: 1,
+  OP: 2,
+  /** Region [OFF, OFF+LEN) of the data buffer. */
+  OFF: 3,
+  LEN: 4,
+  /** ESP header offset relative to OFF (runs to the region's end). */
+  ESP: 5,
+  /** AH header offset relative to OFF. */
+  AH: 6,
+  SEQH_ESP: 7,
+  SEQH_AH: 8,
+  /** Offset in the data buffer of the AH side data: [IV][ICV] (expected on rx, computed on tx). */
+  AUX: 9,
+  RESULT: 10,
+  /** First ESP byte that must not be sealed (unused: 0). */
+  RESERVED: 11,
+} as const;
+export const JOB_FIELDS = 12;
+
+export const Op = {
+  AH_VERIFY: 1,
+  ESP_OPEN: 2,
+  ESP_SEAL: 4,
+  AH_COMPUTE: 8,
+} as const;
+
+/** Result encoding: low nibble AH (0 ok, 1 failed, 15 not run), next nibble ESP OpenResult (15 not run). */
+export const NOT_RUN = 15;
+export function resultAh(r: number): number { return r & 0xf; }
+export function resultEsp(r: number): number { return (r >> 4) & 0xf; }
+
+export interface SlotDef {
+  slot: number;
+  esp: EspParams | null;
+  ah: AhParams | null;
+}
+
+/** The transforms known to one thread. */
+export class SlotTable {
+  private readonly esp: (EspTransform | null)[] = [];
+  private readonly ah: (AhTransform | null)[] = [];
+  /** Creation failures by slot (algorithm unusable): jobs on them report Internal. */
+  private readonly broken: (string | null)[] = [];
+
+  define(d: SlotDef): void {
+    try {
+      this.esp[d.slot] = d.esp ? createEspTransform(d.esp) : null;
+      this.ah[d.slot] = d.ah ? createAhTransform(d.ah) : null;
+      this.broken[d.slot] = null;
+    } catch (e) {
+      this.esp[d.slot] = null;
+      this.ah[d.slot] = null;
+      this.broken[d.slot] = (e as Error).message;
+    }
+  }
+
+  espOf(slot: number): EspTransform | null { return this.esp[slot] ?? null; }
+  ahOf(slot: number): AhTransform | null { return this.ah[slot] ?? null; }
+  has(slot: number): boolean { return slot < this.esp.length && (this.esp[slot] !== undefined || this.broken[slot] !== undefined); }
+  brokenReason(slot: number): string | null { return this.broken[slot] ?? null; }
+}
+
+const chunk: Uint8Array[] = [new Uint8Array(0)];
+
+/** Run `n` jobs of a batch in place. Never throws: failures become result codes. */
+export function runJobs(table: SlotTable, data: Uint8Array, meta: Int32Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const b = i * JOB_FIELDS;
+    const op = meta[b + J.OP]!;
+    const off = meta[b + J.OFF]!;
+    const len = meta[b + J.LEN]!;
+    let ahRes = NOT_RUN;
+    let espRes = NOT_RUN;
+    try {
+      if (op & Op.AH_VERIFY) {
+        const t = table.ahOf(meta[b + J.AH_SLOT]!);
+        if (!t) ahRes = 3;
+        else {
+          const aux = meta[b + J.AUX]!;
+          chunk[0] = data.subarray(off, off + len);
+          const iv = t.ivLen ? data.subarray(aux, aux + t.ivLen) : null;
+          ahRes = t.verify(chunk, meta[b + J.SEQH_AH]!, iv, data.subarray(aux + t.ivLen, aux + t.ivLen + t.icvLen)) ? 0 : 1;
+        }
+      }
+      if ((op & Op.ESP_OPEN) && (ahRes === 0 || ahRes === NOT_RUN)) {
+        const t = table.espOf(meta[b + J.ESP_SLOT]!);
+        espRes = t ? t.open(data, off + meta[b + J.ESP]!, off + len, meta[b + J.SEQH_ESP]!) : 3;
+      }
+      if (op & Op.ESP_SEAL) {
+        const t = table.espOf(meta[b + J.ESP_SLOT]!);
+        if (!t) espRes = 3;
+        else { t.seal(data, off + meta[b + J.ESP]!, off + len, meta[b + J.SEQH_ESP]!); espRes = 0; }
+      }
+      if ((op & Op.AH_COMPUTE) && (espRes === 0 || espRes === NOT_RUN)) {
+        const t = table.ahOf(meta[b + J.AH_SLOT]!);
+        if (!t) ahRes = 3;
+        else {
+          const aux = meta[b + J.AUX]!;
+          chunk[0] = data.subarray(off, off + len);
+          const iv = t.ivLen ? data.subarray(aux, aux + t.ivLen) : null;
+          t.compute(chunk, meta[b + J.SEQH_AH]!, iv, data, aux + t.ivLen);
+          ahRes = 0;
+        }
+      }
+    } catch {
+      if (ahRes === NOT_RUN && (op & (Op.AH_VERIFY | Op.AH_COMPUTE))) ahRes = 3;
+      else espRes = 3;
+    }
+    meta[b + J.RESULT] = ahRes | (espRes << 4);
+  }
+  chunk[0] = new Uint8Array(0);
+}
+
+/**
+ * A batch of crypto jobs being built on the main thread. Data and meta are plain ArrayBuffers so
+ * the pool can transfer them; after a round trip the pool puts the returned buffers back.
+ */
+export class JobBatch {
+  data: Uint8Array;
+  meta: Int32Array;
+  count = 0;
+  used = 0;
+
+  constructor(dataBytes = 1 << 21, maxJobs = 1024) {
+    this.data = new Uint8Array(new ArrayBuffer(dataBytes));
+    this.meta = new Int32Array(new ArrayBuffer(maxJobs * JOB_FIELDS * 4));
+  }
+
+  reset(): void {
+    this.count = 0;
+    this.used = 0;
+  }
+
+  get maxJobs(): number { return this.meta.length / JOB_FIELDS; }
+
+  /** Reserve `len` bytes (8-aligned). Returns the offset, or -1 when full. */
+  alloc(len: number): number {
+    const o = this.used;
+    if (o + len > this.data.length || this.count >= this.maxJobs) return -1;
+    this.used = (o + len + 7) & ~7;
+    return o;
+  }
+
+  /** Grow data so that `len` more bytes fit (used for a single oversized frame). */
+  ensure(len: number): void {
+    if (this.used + len <= this.data.length) return;
+    const n = new Uint8Array(new ArrayBuffer(Math.max(this.data.length * 2, this.used + len + 64)));
+    n.set(this.data.subarray(0, this.used));
+    this.data = n;
+  }
+
+  /** Append a job; returns its index. */
+  addJob(): number {
+    const i = this.count++;
+    this.meta.fill(0, i * JOB_FIELDS, (i + 1) * JOB_FIELDS);
+    return i;
+  }
+}

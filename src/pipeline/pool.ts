@@ -1,0 +1,181 @@
+/**
+ * Where the crypto step runs: inline on the main thread (--workers 0) or on a pool of
+ * worker_threads. Batches travel as two owned ArrayBuffers that are transferred, not cloned,
+ * and come back the same way; the pipeline processes results in submission order, so output
+ * never depends on the worker count.
+ *
+ * Faults: a worker that dies (or reports an error) is replaced and its batch retried once on
+ * another worker from a backup copy; if that fails too, the batch's frames get an internal-error
+ * result (CRYPTO_GENERIC_ERROR in the OOB record) and the run goes on.
+ */
+import { Worker } from 'node:worker_threads';
+import { JOB_FIELDS, J, JobBatch, runJobs, SlotTable, type SlotDef } from '../offload/jobs.js';
+
+export interface CryptoRunner {
+  /** How many batches may be in flight before the pipeline waits for the oldest. */
+  readonly depth: number;
+  /** Batches whose crypto failed for good (worker faults). */
+  readonly faults: number;
+  run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createCryptoRunner(workers: number): CryptoRunner {
+  return workers > 0 ? new WorkerRunner(workers) : new InlineRunner();
+}
+
+class InlineRunner implements CryptoRunner {
+  readonly depth = 1;
+  readonly faults = 0;
+  private readonly table = new SlotTable();
+
+  run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>): Promise<void> {
+    defineMissing(this.table, jobs, slotDefs);
+    runJobs(this.table, jobs.data, jobs.meta, jobs.count);
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function defineMissing(table: SlotTable, jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>): void {
+  const m = jobs.meta;
+  for (let i = 0; i < jobs.count; i++) {
+    const s = m[i * JOB_FIELDS + J.ESP_SLOT]!;
+    if (!table.has(s)) table.define(slotDefs.get(s)!);
+  }
+}
+
+interface Pending {
+  jobs: JobBatch;
+  backupData: Uint8Array;
+  backupMeta: Int32Array;
+  resolve: () => void;
+  tries: number;
+}
+
+interface Slot {
+  worker: Worker;
+  known: Set<number>;
+  busy: Map<number, Pending>;
+  dead: boolean;
+}
+
+const WORKER_URL = new URL('./worker.js', import.meta.url);
+
+class WorkerRunner implements CryptoRunner {
+  readonly depth: number;
+  faults = 0;
+  private readonly slots: Slot[] = [];
+  private next = 0;
+  private seq = 0;
+  private slotDefs: ReadonlyMap<number, SlotDef> = new Map();
+  private closing = false;
+
+  constructor(n: number) {
+    this.depth = Math.max(2, n * 2);
+    for (let i = 0; i < n; i++) this.slots.push(this.spawn());
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(WORKER_URL, { env: process.env });
+    const slot: Slot = { worker, known: new Set(), busy: new Map(), dead: false };
+    worker.on('message', (msg: { id: number; data: ArrayBuffer; meta: ArrayBuffer; error?: string }) => {
+      const p = slot.busy.get(msg.id);
+      if (!p) return;
+      slot.busy.delete(msg.id);
+      if (msg.error !== undefined) { this.retry(p); return; }
+      p.jobs.data = new Uint8Array(msg.data);
+      p.jobs.meta = new Int32Array(msg.meta);
+      p.resolve();
+    });
+    const onDeath = (): void => {
+      if (slot.dead) return;
+      slot.dead = true;
+      if (this.closing) return;
+      const idx = this.slots.indexOf(slot);
+      if (idx >= 0) this.slots[idx] = this.spawn();
+      for (const p of slot.busy.values()) this.retry(p);
+      slot.busy.clear();
+    };
+    worker.on('error', onDeath);
+    worker.on('exit', onDeath);
+    return slot;
+  }
+
+  private retry(p: Pending): void {
+    p.tries++;
+    if (p.tries > 1) {
+      // Second failure: give up on this batch, mark every job as an internal error.
+      this.faults++;
+      p.jobs.data = p.backupData;
+      p.jobs.meta = p.backupMeta;
+      for (let i = 0; i < p.jobs.count; i++) p.jobs.meta[i * JOB_FIELDS + J.RESULT] = 3 | (3 << 4);
+      p.resolve();
+      return;
+    }
+    // Restore from the backup copy and send again (to the next live worker).
+    p.jobs.data = p.backupData.slice();
+    p.jobs.meta = p.backupMeta.slice();
+    this.dispatch(p);
+  }
+
+  run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>): Promise<void> {
+    this.slotDefs = slotDefs;
+    return new Promise<void>((resolve) => {
+      const p: Pending = {
+        jobs,
+        // Kept so a batch lost with a dying worker can be retried (one memcpy per batch).
+        backupData: jobs.data.slice(0, jobs.used),
+        backupMeta: jobs.meta.slice(0, jobs.count * JOB_FIELDS),
+        resolve,
+        tries: 0,
+      };
+      // The backup must be as large as the original so returned offsets stay valid.
+      if (p.backupData.length < jobs.data.length) {
+        const full = new Uint8Array(new ArrayBuffer(jobs.data.length));
+        full.set(p.backupData);
+        p.backupData = full;
+      }
+      if (p.backupMeta.length < jobs.meta.length) {
+        const full = new Int32Array(new ArrayBuffer(jobs.meta.length * 4));
+        full.set(p.backupMeta);
+        p.backupMeta = full;
+      }
+      this.dispatch(p);
+    });
+  }
+
+  private dispatch(p: Pending): void {
+    const slot = this.pick();
+    const id = ++this.seq;
+    const defs: SlotDef[] = [];
+    const m = p.jobs.meta;
+    for (let i = 0; i < p.jobs.count; i++) {
+      const s = m[i * JOB_FIELDS + J.ESP_SLOT]!;
+      if (!slot.known.has(s)) { slot.known.add(s); defs.push(this.slotDefs.get(s)!); }
+    }
+    slot.busy.set(id, p);
+    const data = p.jobs.data.buffer as ArrayBuffer;
+    const meta = p.jobs.meta.buffer as ArrayBuffer;
+    slot.worker.postMessage({ id, data, meta, count: p.jobs.count, defs }, [data, meta]);
+  }
+
+  private pick(): Slot {
+    for (let k = 0; k < this.slots.length; k++) {
+      const s = this.slots[(this.next + k) % this.slots.length]!;
+      if (!s.dead) { this.next = (this.next + k + 1) % this.slots.length; return s; }
+    }
+    // All dead at once (should not happen: each death spawns a replacement).
+    const idx = this.next % this.slots.length;
+    this.slots[idx] = this.spawn();
+    return this.slots[idx]!;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}
