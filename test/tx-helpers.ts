@@ -300,3 +300,23 @@ export function espSuites(): { encryption: string; integrity: string; icv?: numb
 export function ahSuites(): string[] {
   return Object.values(INTEGRITY).filter((i) => i.kind !== 'none').map((i) => i.name);
 }
+
+/** Classic pcap (microseconds, little-endian) of `frames` with one link type. */
+export function pcapBytes(datas: Buffer[], linkType = 1): Buffer {
+  const parts: Buffer[] = [];
+  const gh = Buffer.alloc(24);
+  gh.writeUInt32LE(0xa1b2c3d4, 0);
+  gh.writeUInt16LE(2, 4);
+  gh.writeUInt16LE(4, 6);
+  gh.writeUInt32LE(262144, 16);
+  gh.writeUInt32LE(linkType, 20);
+  parts.push(gh);
+  datas.forEach((d, i) => {
+    const h = Buffer.alloc(16);
+    h.writeUInt32LE(1700000000 + i, 0);
+    h.writeUInt32LE(d.length, 8);
+    h.writeUInt32LE(d.length, 12);
+    parts.push(h, d);
+  });
+  return Buffer.concat(parts);
+}

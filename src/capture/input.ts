@@ -16,30 +16,73 @@ export interface ByteSource {
   close(): Promise<void>;
 }
 
-/** A regular file or FIFO opened by path. */
+/** Read-ahead size for seekable files. */
+const READ_AHEAD = 1 << 20;
+
+/**
+ * A regular file or FIFO opened by path. Seekable files are read ahead: the next block is read
+ * while the caller parses the current one, so the pipeline never waits on the disk.
+ */
 export class FileSource implements ByteSource {
   private position = 0;
   private readonly seekable: boolean;
+  private ahead: Promise<number> | null = null;
+  private aheadAt = 0;
+  private readonly aheadBuf: Buffer;
+  private aheadOff = 0;
+  private aheadLen = 0;
   constructor(
     private readonly fh: FileHandle,
     seekable: boolean,
   ) {
     this.seekable = seekable;
+    this.aheadBuf = Buffer.allocUnsafeSlow(seekable ? READ_AHEAD : 0);
+  }
+  private prefetch(): void {
+    this.aheadAt = this.position;
+    this.aheadOff = 0;
+    this.aheadLen = 0;
+    this.ahead = this.fh.read(this.aheadBuf, 0, READ_AHEAD, this.position).then((r) => r.bytesRead);
   }
   async read(target: Buffer, offset: number, length: number): Promise<number> {
-    const { bytesRead } = await this.fh.read(target, offset, length, this.seekable ? this.position : null);
+    if (!this.seekable) {
+      const { bytesRead } = await this.fh.read(target, offset, length, null);
+      this.position += bytesRead;
+      return bytesRead;
+    }
+    if (this.ahead !== null) {
+      const n = await this.ahead;
+      this.ahead = null;
+      if (this.aheadAt === this.position) { this.aheadOff = 0; this.aheadLen = n; }
+      else this.aheadLen = 0;
+    }
+    if (this.aheadLen > this.aheadOff) {
+      const n = Math.min(length, this.aheadLen - this.aheadOff);
+      this.aheadBuf.copy(target, offset, this.aheadOff, this.aheadOff + n);
+      this.aheadOff += n;
+      this.position += n;
+      if (this.aheadOff === this.aheadLen) this.prefetch();
+      return n;
+    }
+    const { bytesRead } = await this.fh.read(target, offset, length, this.position);
     this.position += bytesRead;
+    if (bytesRead > 0) this.prefetch();
     return bytesRead;
   }
   async skip(n: number): Promise<number> {
     if (this.seekable) {
+      if (this.ahead !== null) { await this.ahead.catch(() => 0); this.ahead = null; }
+      const buffered = this.aheadLen - this.aheadOff;
+      if (n < buffered) { this.aheadOff += n; this.position += n; return n; }
+      this.aheadLen = this.aheadOff = 0;
       // the caller bounds n by the file size it knows; reads past the end just return 0
       this.position += n;
       return n;
     }
     return discard(this, n);
   }
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    if (this.ahead !== null) await this.ahead.catch(() => 0);
     return this.fh.close();
   }
 }

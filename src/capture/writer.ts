@@ -18,6 +18,9 @@ import { SEC_FRAC, tsToSecFrac } from './timestamp.js';
 import type { CaptureInterface } from './types.js';
 
 /** Options of {@link createCaptureWriter} / {@link createCaptureWriterStream}. */
+/** Output writes a batch flush may leave in flight (each up to the buffer size). */
+const FLUSH_KEEP_INFLIGHT = 4;
+
 export interface WriterOptions {
   format: 'pcap' | 'pcapng';
   /** Streams only: end the sink on close (default true; never for process.stdout/stderr). */
@@ -69,7 +72,7 @@ interface Sink {
   readonly closedByPeer: boolean;
   readonly error: Error | null;
   write(chunk: Buffer): void;
-  wait(): Promise<void>;
+  wait(keep?: number): Promise<void>;
   finish(): Promise<void>;
   abort(): Promise<void>;
 }
@@ -104,10 +107,15 @@ class FileSink implements Sink {
     this.inflight.push(p);
   }
 
-  async wait(): Promise<void> {
-    while (this.inflight.length > 0) {
-      const list = this.inflight;
-      this.inflight = [];
+  /**
+   * Back-pressure: wait until at most `keep` writes are still in flight (0 = all done). The
+   * pipeline's per-batch flush keeps a few in flight so writing overlaps with processing.
+   */
+  async wait(keep = 0): Promise<void> {
+    while (this.inflight.length > keep) {
+      const n = this.inflight.length - keep;
+      const list = this.inflight.slice(0, n);
+      this.inflight = this.inflight.slice(n);
       await Promise.all(list);
     }
   }
@@ -155,7 +163,7 @@ class StreamSink implements Sink {
     }
   }
 
-  wait(): Promise<void> {
+  wait(_keep = 0): Promise<void> {
     if (!this.needDrain || this.closedByPeer || this.error !== null) return Promise.resolve();
     return new Promise((resolve) => {
       const s = this.s;
@@ -333,7 +341,7 @@ class Writer implements CaptureWriter {
 
   async flush(): Promise<void> {
     this.emit();
-    await this.sink.wait();
+    await this.sink.wait(FLUSH_KEEP_INFLIGHT);
     const err = this.failure();
     if (err !== null) throw err;
   }

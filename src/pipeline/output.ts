@@ -6,11 +6,15 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
+/** Bytes gathered before a write to the OS. */
+const OUT_BUF = 1 << 20;
+
 export class OutputFile {
   private readonly stream: WriteStream | NodeJS.WriteStream;
   private readonly tmp: string | null;
   private readonly target: string;
-  private buf: string[] = [];
+  /** Lines are encoded straight into this buffer (no per-line Buffer, no join). */
+  private buf = Buffer.allocUnsafeSlow(OUT_BUF);
   private size = 0;
   private error: Error | null = null;
 
@@ -30,17 +34,32 @@ export class OutputFile {
   }
 
   write(line: string): void {
-    this.buf.push(line);
-    this.size += line.length;
-    if (this.size >= 1 << 20) this.drain();
+    // A UTF-8 character takes at most 3 bytes per UTF-16 unit.
+    if (this.size + line.length * 3 > this.buf.length) {
+      this.drain();
+      if (line.length * 3 > this.buf.length) { this.stream.write(line); return; }
+    }
+    this.size += this.buf.write(line, this.size, 'utf8');
   }
 
   private drain(): void {
-    if (this.buf.length === 0) return;
+    if (this.size === 0) return;
     if (this.error) throw this.error;
-    this.stream.write(this.buf.join(''));
-    this.buf = [];
+    this.stream.write(this.buf.subarray(0, this.size));
+    // The stream keeps a reference until written: take a fresh buffer rather than reuse.
+    this.buf = Buffer.allocUnsafeSlow(OUT_BUF);
     this.size = 0;
+  }
+
+  /** Back-pressure: wait while the OS side is behind. */
+  async flush(): Promise<void> {
+    const s = this.stream as WriteStream;
+    if (!s.writableNeedDrain || this.error) return;
+    await new Promise<void>((res) => {
+      const done = (): void => { s.off('drain', done); s.off('error', done); res(); };
+      s.on('drain', done);
+      s.on('error', done);
+    });
   }
 
   async close(): Promise<void> {

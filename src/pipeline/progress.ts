@@ -23,7 +23,8 @@ export class Progress {
     const secs = (now - this.start) / 1000;
     const mb = this.reader.bytesRead / 1e6;
     const rate = secs > 0 ? mb / secs : 0;
-    let line = `${mb.toFixed(1)} MB read, ${rate.toFixed(1)} MB/s`;
+    const fps = secs > 0 ? this.frames / secs : 0;
+    let line = `${this.frames} frames, ${mb.toFixed(1)} MB, ${(fps / 1000).toFixed(1)}k frames/s, ${rate.toFixed(1)} MB/s`;
     const total = this.reader.totalBytes;
     if (total) {
       const pct = (100 * this.reader.bytesRead) / total;

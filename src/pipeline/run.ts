@@ -121,7 +121,7 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
         () => new RxBatch(),
         (frames, i, b) => engine.prepare(frames, i, b as RxBatch),
         (b) => engine.process(b as RxBatch, emit),
-        engine.slotDefs, writer);
+        engine.slotDefs, writer, oobOut);
     } else {
       const engine = new TxEngine(opts.sa, { ivSeed: opts.ivSeed, mtu: opts.mtu }, env, timeline);
       engine.linkTypes = linkTypes;
@@ -130,7 +130,7 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
         () => new TxBatch(),
         (frames, i, b) => engine.prepare(frames, i, b as TxBatch),
         (b) => engine.process(b as TxBatch, emit),
-        engine.slotDefs, writer);
+        engine.slotDefs, writer, oobOut);
     }
     stats.workerFaults = runner.faults;
     for (const w of reader.warnings) warnings.push(`${opts.input === '-' ? 'stdin' : opts.input}: ${w.message} (byte offset ${w.offset})`);
@@ -170,16 +170,20 @@ async function pump(
   process: (b: AnyBatch) => void,
   slotDefs: ReadonlyMap<number, import('../offload/jobs.js').SlotDef>,
   writer: CaptureWriter | null,
+  oobOut: OutputFile | null,
 ): Promise<void> {
   const free: AnyBatch[] = [];
   const inflight: { batch: AnyBatch; done: Promise<void> }[] = [];
   const depth = runner.depth;
+  let seen = 0;
+  const framesIn = (): number => seen;
   const finishHead = async (): Promise<void> => {
     const h = inflight.shift()!;
     await h.done;
     process(h.batch);
     free.push(h.batch);
     if (writer) await writer.flush();
+    if (oobOut) await oobOut.flush();
   };
   for (;;) {
     if (stop?.stopped) break;
@@ -187,6 +191,7 @@ async function pump(
     if (frames === null) break;
     syncLinkTypes();
     countIn(frames);
+    seen += frames.length;
     let i = 0;
     while (i < frames.length) {
       const b = free.pop() ?? newBatch();
@@ -194,7 +199,7 @@ async function pump(
       inflight.push({ batch: b, done: runner.run(b.jobs, slotDefs) });
       if (inflight.length >= depth) await finishHead();
     }
-    progress?.tick();
+    progress?.tick(framesIn());
   }
   while (inflight.length) await finishHead();
 }

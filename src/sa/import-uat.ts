@@ -23,6 +23,7 @@ import { WS_AUTHENTICATION, WS_ENCRYPTION, parseUatLine, uatKeyBytes } from './w
 /** Parse an esp_sa file (Wireshark or strongSwan flavour). */
 export function importUat(text: string, flavour: 'wireshark' | 'strongswan', warn: (origin: string, msg: string) => void): ImportedSa[] {
   const out: ImportedSa[] = [];
+  const anyAddress = new Set<string>();
   text.split(/\r?\n/).forEach((line, i) => {
     const origin = `line ${i + 1}`;
     const fields = parseUatLine(line);
@@ -36,7 +37,15 @@ export function importUat(text: string, flavour: 'wireshark' | 'strongswan', war
       return;
     }
     const sa = uatRecord(fields, origin, flavour, warn);
-    if (sa) out.push(sa);
+    if (!sa) return;
+    if (!sa.src || !sa.dst) {
+      // The same SA listed once per protocol ("IPv4" and "IPv6" with "*" addresses, as
+      // Wireshark ≤ 4.0 needs) is one SA here.
+      const id = [sa.spi, sa.encryption, sa.encryptionKey?.toString('hex'), sa.integrity, sa.integrityKey?.toString('hex'), sa.icvLength].join('|');
+      if (anyAddress.has(id)) return;
+      anyAddress.add(id);
+    }
+    out.push(sa);
   });
   return out;
 }
