@@ -507,6 +507,9 @@ enum {
   J_SEQH_ESP = 7, J_SEQH_AH = 8, J_AUX = 9, J_RESULT = 10, JOB_FIELDS = 12
 };
 enum { OP_AH_VERIFY = 1, OP_ESP_OPEN = 2, OP_ESP_SEAL = 4, OP_AH_COMPUTE = 8 };
+/* Optional (not yet set by jobs.ts): SEQH_ESP / SEQH_AH hold an unsigned 32-bit ESN high value.
+   Without them a negative SEQH means "no ESN", as in runJobs — which loses ESN highs >= 2^31. */
+enum { OP_ESN_ESP_U32 = 16, OP_ESN_AH_U32 = 32 };
 #define NOT_RUN 15
 
 static inline int in_range(int64_t off, int64_t len, size_t dlen) {
@@ -536,6 +539,8 @@ static uint32_t run_batch(slot_table *t, uint8_t *data, size_t dlen, int32_t *me
     int ek = (es >= 0 && es < t->cap) ? t->espKind[es] : K_NONE;
     int ak = (as >= 0 && as < t->cap) ? t->ahKind[as] : K_NONE;
     int64_t off = m[J_OFF], len = m[J_LEN];
+    int64_t shE = (op & OP_ESN_ESP_U32) ? (int64_t)(uint32_t)m[J_SEQH_ESP] : (int64_t)m[J_SEQH_ESP];
+    int64_t shA = (op & OP_ESN_AH_U32) ? (int64_t)(uint32_t)m[J_SEQH_AH] : (int64_t)m[J_SEQH_AH];
     int ahRes = NOT_RUN, espRes = NOT_RUN;
     if (((op & (OP_ESP_OPEN | OP_ESP_SEAL)) && ek == K_FALLBACK) ||
         ((op & (OP_AH_VERIFY | OP_AH_COMPUTE)) && ak == K_FALLBACK)) {
@@ -551,19 +556,19 @@ static uint32_t run_batch(slot_table *t, uint8_t *data, size_t dlen, int32_t *me
     }
     if (op & OP_AH_VERIFY) {
       ah_ctx *a = ak == K_NATIVE ? t->ah[as] : NULL;
-      ahRes = a ? ah_job(a, data, dlen, off, len, m[J_AUX], m[J_SEQH_AH], 1) : R_INT;
+      ahRes = a ? ah_job(a, data, dlen, off, len, m[J_AUX], shA, 1) : R_INT;
     }
     if ((op & OP_ESP_OPEN) && (ahRes == 0 || ahRes == NOT_RUN)) {
       esp_ctx *e = ek == K_NATIVE ? t->esp[es] : NULL;
-      espRes = e ? esp_open(e, data, dlen, off + m[J_ESP], off + len, m[J_SEQH_ESP]) : R_INT;
+      espRes = e ? esp_open(e, data, dlen, off + m[J_ESP], off + len, shE) : R_INT;
     }
     if (op & OP_ESP_SEAL) {
       esp_ctx *e = ek == K_NATIVE ? t->esp[es] : NULL;
-      espRes = e ? (esp_seal(e, data, dlen, off + m[J_ESP], off + len, m[J_SEQH_ESP]) == R_OK ? 0 : R_INT) : R_INT;
+      espRes = e ? (esp_seal(e, data, dlen, off + m[J_ESP], off + len, shE) == R_OK ? 0 : R_INT) : R_INT;
     }
     if ((op & OP_AH_COMPUTE) && (espRes == 0 || espRes == NOT_RUN)) {
       ah_ctx *a = ak == K_NATIVE ? t->ah[as] : NULL;
-      ahRes = a ? ah_job(a, data, dlen, off, len, m[J_AUX], m[J_SEQH_AH], 0) : R_INT;
+      ahRes = a ? ah_job(a, data, dlen, off, len, m[J_AUX], shA, 0) : R_INT;
     }
     m[J_RESULT] = ahRes | (espRes << 4);
   }

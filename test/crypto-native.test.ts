@@ -353,3 +353,32 @@ describe('crypto-native: runBatch against runJobs', { skip }, () => {
     assert.ok(results.size >= 4, `a mix of outcomes: ${[...results].map((r) => r.toString(16)).join(',')}`);
   });
 });
+
+describe('crypto-native: runBatch ESN high bits ≥ 2^31', { skip }, () => {
+  test('op bit 16/32 reads SEQH_ESP/SEQH_AH as unsigned 32-bit', () => {
+    const p = espParams('aes-gcm-128', 'none');
+    const ahp: AhParams = { integrity: 'hmac-sha1-96', integrityKey: bytes(20), icvLength: 12 };
+    const js = createEspTransform(p);
+    const jsAh = createAhTransform(ahp);
+    const nt = createNativeSlotTable()!;
+    nt.define(0, createNativeEspTransform(p), createNativeAhTransform(ahp));
+    const pkt = makePacket(js, 100);
+    const len = pkt.end - pkt.start;
+    const data = new Uint8Array(len + 64);
+    data.set(pkt.buf.subarray(pkt.start, pkt.end), 0);
+    const meta = new Int32Array(JOB_FIELDS);
+    meta[J.OP] = Op.ESP_SEAL | Op.AH_COMPUTE | 16 | 32;
+    meta[J.LEN] = len;
+    meta[J.SEQH_ESP] = 0x80000005 | 0;
+    meta[J.SEQH_AH] = 0xfffffffe | 0;
+    meta[J.AUX] = len + 8;
+    assert.equal(nt.run(data, meta, 1), 0);
+    assert.equal(meta[J.RESULT], 0);
+    const ref = pkt.buf.slice(pkt.start, pkt.end);
+    js.seal(ref, 0, len, 0x80000005);
+    assert.deepEqual(data.subarray(0, len), ref);
+    const icv = new Uint8Array(12);
+    jsAh.compute([ref], 0xfffffffe, null, icv, 0);
+    assert.deepEqual(data.subarray(len + 8, len + 20), icv);
+  });
+});

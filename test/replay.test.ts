@@ -53,24 +53,30 @@ test('ESN inference case A: window within one subspace, wrap to Th + 1', () => {
 });
 
 test('ESN inference boundaries: Tl = W-2, W-1, W', () => {
+  const at = (tl: number): ReplayWindow => {
+    const w = new ReplayWindow(64, 0);
+    w.ph = 3; // estimate T = (3, tl)
+    w.pl = tl;
+    return w;
+  };
   for (const tl of [62, 63, 64]) {
-    const w = new ReplayWindow(64, 3);
-    w.inferHigh(tl);
     const low = (tl - 64 + 1) >>> 0;
-    // Seql just at the left edge stays in the current subspace (Case A) or the previous (Case B).
-    const atEdge = new ReplayWindow(64, 3);
-    atEdge.inferHigh(tl);
-    const h = atEdge.inferHigh(low);
+    // Seql at the left edge: current subspace (Case A) or the previous one (Case B).
+    const h = at(tl).inferHigh(low);
     if (tl >= 63) assert.equal(h, 3, `Tl=${tl} at edge`);
     else assert.equal(h, 2, `Tl=${tl} at edge (previous subspace)`);
-    const below = new ReplayWindow(64, 3);
-    below.inferHigh(tl);
-    const hb = below.inferHigh((low - 1) >>> 0);
+    const hb = at(tl).inferHigh((low - 1) >>> 0);
     if (tl === 63) assert.equal(hb, 3, 'Tl=63: the window starts at 0, nothing is below it');
     else if (tl > 63) assert.equal(hb, 4, `Tl=${tl} below edge → next subspace`);
     else assert.equal(hb, 3, `Tl=${tl} below edge`);
-    assert.ok(w);
   }
+});
+
+test('ESN inference never goes back before the SA file\'s sequence.high', () => {
+  const w = new ReplayWindow(64, 5);
+  assert.equal(w.inferHigh(0xfffffff0), 5, 'first packet near the top of subspace 5');
+  assert.equal(w.inferHigh(3), 6, 'then the wrap');
+  assert.equal(w.inferHigh(0xfffffff8), 5, 'a late packet from before the wrap');
 });
 
 test('ESN: 64-bit window across the 2^32 boundary', () => {

@@ -34,7 +34,17 @@ export const Op = {
   ESP_OPEN: 2,
   ESP_SEAL: 4,
   AH_COMPUTE: 8,
+  /** SEQH_ESP / SEQH_AH hold ESN high halves even when they read as -1 (0xFFFFFFFF). */
+  ESN: 16,
 } as const;
+
+/**
+ * ESN high bits of a job field (Int32Array): -1 = no ESN, unless Op.ESN says every value is a high
+ * half; other negative values are high halves >= 2^31 stored as int32.
+ */
+function seqHigh(v: number, op: number): number {
+  return (op & Op.ESN) !== 0 || v < -1 ? v >>> 0 : v;
+}
 
 /** Result encoding: low nibble AH (0 ok, 1 failed, 15 not run), next nibble ESP OpenResult (15 not run). */
 export const NOT_RUN = 15;
@@ -91,17 +101,17 @@ export function runJobs(table: SlotTable, data: Uint8Array, meta: Int32Array, n:
           const aux = meta[b + J.AUX]!;
           chunk[0] = data.subarray(off, off + len);
           const iv = t.ivLen ? data.subarray(aux, aux + t.ivLen) : null;
-          ahRes = t.verify(chunk, meta[b + J.SEQH_AH]!, iv, data.subarray(aux + t.ivLen, aux + t.ivLen + t.icvLen)) ? 0 : 1;
+          ahRes = t.verify(chunk, seqHigh(meta[b + J.SEQH_AH]!, op), iv, data.subarray(aux + t.ivLen, aux + t.ivLen + t.icvLen)) ? 0 : 1;
         }
       }
       if ((op & Op.ESP_OPEN) && (ahRes === 0 || ahRes === NOT_RUN)) {
         const t = table.espOf(meta[b + J.ESP_SLOT]!);
-        espRes = t ? t.open(data, off + meta[b + J.ESP]!, off + len, meta[b + J.SEQH_ESP]!) : 3;
+        espRes = t ? t.open(data, off + meta[b + J.ESP]!, off + len, seqHigh(meta[b + J.SEQH_ESP]!, op)) : 3;
       }
       if (op & Op.ESP_SEAL) {
         const t = table.espOf(meta[b + J.ESP_SLOT]!);
         if (!t) espRes = 3;
-        else { t.seal(data, off + meta[b + J.ESP]!, off + len, meta[b + J.SEQH_ESP]!); espRes = 0; }
+        else { t.seal(data, off + meta[b + J.ESP]!, off + len, seqHigh(meta[b + J.SEQH_ESP]!, op)); espRes = 0; }
       }
       if ((op & Op.AH_COMPUTE) && (espRes === 0 || espRes === NOT_RUN)) {
         const t = table.ahOf(meta[b + J.AH_SLOT]!);
@@ -110,7 +120,7 @@ export function runJobs(table: SlotTable, data: Uint8Array, meta: Int32Array, n:
           const aux = meta[b + J.AUX]!;
           chunk[0] = data.subarray(off, off + len);
           const iv = t.ivLen ? data.subarray(aux, aux + t.ivLen) : null;
-          t.compute(chunk, meta[b + J.SEQH_AH]!, iv, data, aux + t.ivLen);
+          t.compute(chunk, seqHigh(meta[b + J.SEQH_AH]!, op), iv, data, aux + t.ivLen);
           ahRes = 0;
         }
       }

@@ -23,9 +23,13 @@ export class ReplayWindow {
   /** bit (s mod W) set = s seen, for s in (T - W, T]. */
   private readonly bits: Uint8Array;
 
+  /** ESN high bits the SA starts with (the SA file's sequence.high). */
+  private readonly startHigh: number;
+
   constructor(size: number, initialHigh: number) {
     this.size = size;
     this.th = initialHigh >>> 0;
+    this.startHigh = this.th;
     this.ph = this.th;
     this.bits = new Uint8Array(size > 0 ? size : 1);
   }
@@ -47,7 +51,8 @@ export class ReplayWindow {
     } else {
       // Case B: window spans two subspaces.
       const low = (tl - w + 1) >>> 0;
-      seqh = seql >= low ? (th === 0 ? 0 : th - 1) : th;
+      // The SA starts in subspace `startHigh` (sequence.high): nothing before it exists.
+      seqh = seql >= low && th > this.startHigh ? th - 1 : th;
     }
     seqh >>>= 0;
     if (seqh > this.ph || (seqh === this.ph && seql > this.pl)) { this.ph = seqh; this.pl = seql; }

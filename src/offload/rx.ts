@@ -255,6 +255,8 @@ export class RxEngine {
       op |= Op.ESP_OPEN;
       m[b + J.ESP] = espOff - regionStart;
     }
+    // Int32 fields: an ESN high half of 0xFFFFFFFF would read as -1 ("no ESN") without the flag.
+    if (st.bundle.esn) op |= Op.ESN;
     m[b + J.OP] = op;
     c.job = j;
     c.regionFrameOff = regionStart;

@@ -309,6 +309,7 @@ export class TxEngine {
     }
     c.state = st;
     c.tunnelState = stT;
+    o.spi = sa.esp ? sa.espSpi : sa.ahSpi;
 
     // Size check and large send.
     const pHdrLen = ip.payloadOff - ip.off;
@@ -343,7 +344,6 @@ export class TxEngine {
     const id0 = this.ipId;
     o.seq = st.txLow;
     o.seqHigh = sa.esn ? st.txHigh : 0;
-    o.spi = sa.esp ? sa.espSpi : sa.ahSpi;
     let ok = true;
     for (let s = 0; s < nseg && ok; s++) {
       let P: Uint8Array = d;
@@ -424,7 +424,7 @@ export class TxEngine {
     const seqh = sa.esn ? seqH : -1;
     m[b + J.SEQH_ESP] = seqh;
     m[b + J.SEQH_AH] = seqh;
-    let op = 0;
+    let op = sa.esn ? Op.ESN : 0;
     if (sa.esp) { op |= Op.ESP_SEAL; m[b + J.ESP] = L.espRel; }
     if (sa.ah) {
       op |= Op.AH_COMPUTE;

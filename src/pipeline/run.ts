@@ -100,6 +100,11 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
       stats.bytesOut += out.length;
       if (writer) writer.writeFrame(mapIface(f, raw), f.tsHi, f.tsLo, out, out.length + Math.max(0, f.origLen - f.data.length), opts.format === 'pcapng' ? oobComment(r) : null);
     };
+    const writeExtra = (r: OobRecord, f: CaptureFrame, out: Uint8Array, raw: boolean): void => {
+      stats.framesOut++;
+      stats.bytesOut += out.length;
+      if (writer) writer.writeFrame(mapIface(f, raw), f.tsHi, f.tsLo, out, out.length, opts.format === 'pcapng' ? oobComment(r) : null);
+    };
     const linkTypes: number[] = [];
     const syncLinkTypes = (): void => {
       for (let i = linkTypes.length; i < ifaces.length; i++) linkTypes.push(ifaces[i]!.linkType);
@@ -125,7 +130,12 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
     } else {
       const engine = new TxEngine(opts.sa, { ivSeed: opts.ivSeed, mtu: opts.mtu }, env, timeline);
       engine.linkTypes = linkTypes;
-      const emit = (c: TxCtx): void => emitRecord(c.oob, c.frame, c.out!, c.outRaw, opts.dropFailed && c.failed);
+      const emit = (c: TxCtx): void => {
+        const drop = opts.dropFailed && c.failed;
+        emitRecord(c.oob, c.frame, c.out!, c.outRaw, drop);
+        // LSO: segments 2..n of the same input frame, same timestamp and interface, no OOB line.
+        if (!drop) for (let i = 0; i < c.extra.length; i++) writeExtra(c.oob, c.frame, c.extra[i]!, c.outRaw);
+      };
       await pump(reader, runner, batchFrames, stop, syncLinkTypes, countIn, progress,
         () => new TxBatch(),
         (frames, i, b) => engine.prepare(frames, i, b as TxBatch),
