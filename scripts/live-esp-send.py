@@ -42,7 +42,8 @@ def main() -> int:
     ap.add_argument('--sport', type=int, default=40000)
     ap.add_argument('--dport', type=int, default=5001)
     ap.add_argument('--tamper-last', action='store_true')
-    ap.add_argument('--pcap')
+    ap.add_argument('--pcap', help='also write the frames to this pcap file')
+    ap.add_argument('--no-send', action='store_true', help='only write --pcap, send nothing')
     a = ap.parse_args()
 
     if a.alg == 'gcm':
@@ -62,6 +63,8 @@ def main() -> int:
         frames.append(Ether(bytes(raw)))
     if a.pcap:
         wrpcap(a.pcap, frames)
+    if a.no_send:
+        return 0
     sendp(frames, iface=a.iface, verbose=False)
     print(f'sent {len(frames)} ESP frames on {a.iface} (spi 0x{a.spi:08x}, {a.alg})', file=sys.stderr)
     return 0

@@ -18,6 +18,7 @@
  * resolution: wall clock at open + the monotonic clock since); the original length is the
  * captured length (cap's snap length is 65535).
  */
+import { fileURLToPath } from 'node:url';
 import type { CaptureReader } from './reader.js';
 import type { CaptureFrame, CaptureInterface, ReaderWarning } from './types.js';
 import {
@@ -45,11 +46,14 @@ interface CapModule {
   Cap: { new (): CapHandle; deviceList(): CapDevice[]; findDevice(ip?: string): string | undefined };
 }
 
+/** Where the package is installed (dist/src/capture → package root), for the rebuild hint. */
+const PKG_DIR = fileURLToPath(new URL('../../../', import.meta.url)).replace(/\/$/, '');
+
 /** Install/rebuild hint shown when `cap` cannot be loaded (one line). */
 export const CAP_INSTALL_HINT =
   "live capture needs the optional 'cap' package built against libpcap: install libpcap-dev " +
-  '(Debian/Ubuntu; libpcap-devel on Fedora) and a C++ toolchain, then run `npm rebuild cap` ' +
-  '(or `npm install cap` if it was never installed)';
+  '(Debian/Ubuntu; libpcap-devel on Fedora) and a C++ toolchain (build-essential), then run ' +
+  `\`npm rebuild cap\` in ${PKG_DIR} (\`npm install\` there if cap is missing)`;
 
 /** `cap` is not installed, or its native part is not built / built for another Node. */
 export class CapUnavailableError extends Error {

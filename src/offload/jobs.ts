@@ -5,6 +5,7 @@
  * worker only knows "slots" (the transforms of one SA member), defined before first use.
  */
 import { createAhTransform, createEspTransform } from '../crypto/index.js';
+import { createNativeAhTransform, createNativeEspTransform, createNativeSlotTable, DEFERRED, type NativeSlotTable } from '../crypto/native.js';
 import type { AhParams, AhTransform, EspParams, EspTransform } from '../crypto/types.js';
 
 /** Fields per job in the Int32Array meta. */
@@ -34,8 +35,11 @@ export const Op = {
   ESP_OPEN: 2,
   ESP_SEAL: 4,
   AH_COMPUTE: 8,
-  /** SEQH_ESP / SEQH_AH hold ESN high halves even when they read as -1 (0xFFFFFFFF). */
-  ESN: 16,
+  /**
+   * SEQH_ESP / SEQH_AH hold ESN high halves even when they read as -1 (0xFFFFFFFF). Two bits
+   * (16: ESP, 32: AH) because the native addon reads them separately.
+   */
+  ESN: 16 | 32,
 } as const;
 
 /**
@@ -48,6 +52,8 @@ function seqHigh(v: number, op: number): number {
 
 /** Result encoding: low nibble AH (0 ok, 1 failed, 15 not run), next nibble ESP OpenResult (15 not run). */
 export const NOT_RUN = 15;
+/** Both nibbles: the batch was lost with a crypto worker twice (pool.ts); nothing was checked. */
+export const WORKER_FAULT = 14 | (14 << 4);
 export function resultAh(r: number): number { return r & 0xf; }
 export function resultEsp(r: number): number { return (r >> 4) & 0xf; }
 
@@ -63,17 +69,27 @@ export class SlotTable {
   private readonly ah: (AhTransform | null)[] = [];
   /** Creation failures by slot (algorithm unusable): jobs on them report Internal. */
   private readonly broken: (string | null)[] = [];
+  /** The addon's mirror of this table (runJobs runs whole batches through it); null without the addon. */
+  readonly native: NativeSlotTable | null = createNativeSlotTable();
 
   define(d: SlotDef): void {
     try {
-      this.esp[d.slot] = d.esp ? createEspTransform(d.esp) : null;
-      this.ah[d.slot] = d.ah ? createAhTransform(d.ah) : null;
+      // node:crypto transforms first: they validate the parameters (same errors either way).
+      let esp = d.esp ? createEspTransform(d.esp) : null;
+      let ah = d.ah ? createAhTransform(d.ah) : null;
+      if (this.native) {
+        if (d.esp) esp = createNativeEspTransform(d.esp) ?? esp;
+        if (d.ah) ah = createNativeAhTransform(d.ah) ?? ah;
+      }
+      this.esp[d.slot] = esp;
+      this.ah[d.slot] = ah;
       this.broken[d.slot] = null;
     } catch (e) {
       this.esp[d.slot] = null;
       this.ah[d.slot] = null;
       this.broken[d.slot] = (e as Error).message;
     }
+    this.native?.define(d.slot, this.esp[d.slot] ?? null, this.ah[d.slot] ?? null);
   }
 
   espOf(slot: number): EspTransform | null { return this.esp[slot] ?? null; }
@@ -84,8 +100,23 @@ export class SlotTable {
 
 const chunk: Uint8Array[] = [new Uint8Array(0)];
 
-/** Run `n` jobs of a batch in place. Never throws: failures become result codes. */
+/**
+ * Run `n` jobs of a batch in place. Never throws: failures become result codes. With the native
+ * addon the whole batch runs in one call; jobs on slots it cannot serve (single DES) come back
+ * marked DEFERRED and run here one by one.
+ */
 export function runJobs(table: SlotTable, data: Uint8Array, meta: Int32Array, n: number): void {
+  const nt = table.native;
+  if (nt === null) return runJsJobs(table, data, meta, n);
+  if (nt.run(data, meta, n) === 0) return;
+  for (let i = 0; i < n; i++) {
+    const b = i * JOB_FIELDS;
+    if (meta[b + J.RESULT] === DEFERRED) runJsJobs(table, data, meta.subarray(b, b + JOB_FIELDS), 1);
+  }
+}
+
+/** The node:crypto path of runJobs (transform by transform). */
+function runJsJobs(table: SlotTable, data: Uint8Array, meta: Int32Array, n: number): void {
   for (let i = 0; i < n; i++) {
     const b = i * JOB_FIELDS;
     const op = meta[b + J.OP]!;

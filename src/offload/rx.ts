@@ -18,7 +18,7 @@ import { IpsecInfo, IpsecKind, locateIpsec } from '../packet/ipsec.js';
 import { zeroMutableIpv4, zeroMutableIpv6 } from '../packet/mutable.js';
 import { OpenResult } from '../crypto/types.js';
 import { CryptoStatus, hex32, OobRecord, type CryptoStatusCode } from './oob.js';
-import { J, JobBatch, NOT_RUN, Op, resultAh, resultEsp, runJobs, SlotTable, type SlotDef } from './jobs.js';
+import { J, JobBatch, NOT_RUN, Op, resultAh, resultEsp, runJobs, SlotTable, WORKER_FAULT, type SlotDef } from './jobs.js';
 import { BundleState, Sad } from './sad.js';
 import type { ReplayVerdict } from './replay.js';
 
@@ -302,6 +302,10 @@ export class RxEngine {
     const end = off + m[base + J.LEN]!;
     const data = jobs.data;
     o.cryptoDone = 1;
+    if (res === WORKER_FAULT) {
+      this.setFail(c, CryptoStatus.CRYPTO_GENERIC_ERROR, 'crypto worker failed twice on this batch; frame not checked');
+      return;
+    }
     const tunnelHint = b.mode === 'tunnel';
     if (c.hasAh && ahR !== 0) {
       const ahNext = c.ips.ahNext;

@@ -30,7 +30,7 @@ import { segmentCount, tcpHeaderLen, writeTcpSegment } from '../packet/lso.js';
 import type { AhTransform, EspTransform } from '../crypto/types.js';
 import { encryptionAlgorithm } from '../crypto/registry.js';
 import { hex32, OobRecord, type TxStatus } from './oob.js';
-import { J, JOB_FIELDS, JobBatch, NOT_RUN, Op, resultAh, resultEsp, runJobs, SlotTable, type SlotDef } from './jobs.js';
+import { J, JOB_FIELDS, JobBatch, NOT_RUN, Op, resultAh, resultEsp, runJobs, SlotTable, WORKER_FAULT, type SlotDef } from './jobs.js';
 import type { BundleState } from './sad.js';
 import type { RxEnv } from './rx.js';
 import type { SaTimeline } from '../pipeline/timeline.js';
@@ -603,7 +603,7 @@ export class TxEngine {
       const ar = resultAh(res);
       if ((er !== 0 && er !== NOT_RUN) || (ar !== 0 && ar !== NOT_RUN)) {
         const st = c.tunnelState ?? c.state!;
-        this.fail(c, `crypto error${this.slotReason(st)}`);
+        this.fail(c, res === WORKER_FAULT ? 'crypto worker failed twice on this batch; frame not protected' : `crypto error${this.slotReason(st)}`);
         return;
       }
     }

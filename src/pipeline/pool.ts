@@ -9,7 +9,7 @@
  * result (CRYPTO_GENERIC_ERROR in the OOB record) and the run goes on.
  */
 import { Worker } from 'node:worker_threads';
-import { JOB_FIELDS, J, JobBatch, runJobs, SlotTable, type SlotDef } from '../offload/jobs.js';
+import { JOB_FIELDS, J, JobBatch, runJobs, SlotTable, WORKER_FAULT, type SlotDef } from '../offload/jobs.js';
 
 export interface CryptoRunner {
   /** How many batches may be in flight before the pipeline waits for the oldest. */
@@ -79,8 +79,11 @@ class WorkerRunner implements CryptoRunner {
     for (let i = 0; i < n; i++) this.slots.push(this.spawn());
   }
 
+  /** Workers started so far (replacements included); passed to workers for fault injection. */
+  private spawned = 0;
+
   private spawn(): Slot {
-    const worker = new Worker(WORKER_URL, { env: process.env });
+    const worker = new Worker(WORKER_URL, { env: process.env, workerData: { index: this.spawned++ } });
     const slot: Slot = { worker, known: new Set(), busy: new Map(), dead: false };
     worker.on('message', (msg: { id: number; data: ArrayBuffer; meta: ArrayBuffer; error?: string }) => {
       const p = slot.busy.get(msg.id);
@@ -112,7 +115,7 @@ class WorkerRunner implements CryptoRunner {
       this.faults++;
       p.jobs.data = p.backupData;
       p.jobs.meta = p.backupMeta;
-      for (let i = 0; i < p.jobs.count; i++) p.jobs.meta[i * JOB_FIELDS + J.RESULT] = 3 | (3 << 4);
+      for (let i = 0; i < p.jobs.count; i++) p.jobs.meta[i * JOB_FIELDS + J.RESULT] = WORKER_FAULT;
       p.resolve();
       return;
     }

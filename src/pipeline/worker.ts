@@ -3,13 +3,18 @@
  * in place with the same runJobs as the inline path, and transfers the buffers back.
  * Knows nothing of SAs beyond the slot definitions (keys) it is sent.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { runJobs, SlotTable, type SlotDef } from '../offload/jobs.js';
 
 const table = new SlotTable();
-/** Fault injection for tests: IPSECOV2_FAULT=crash:N kills this worker on its Nth batch. */
-const fault = /^crash:(\d+)$/.exec(process.env.IPSECOV2_FAULT ?? '');
-const crashAt = fault ? Number(fault[1]) : 0;
+/**
+ * Fault injection for tests: IPSECOV2_FAULT=crash:N kills the first worker on its Nth batch (the
+ * others and its replacement are healthy, so the retry succeeds); crash-all:N kills every worker,
+ * replacements included, on its Nth batch (so retried batches fail for good).
+ */
+const fault = /^(crash|crash-all):(\d+)$/.exec(process.env.IPSECOV2_FAULT ?? '');
+const index = (workerData as { index?: number } | null)?.index ?? 0;
+const crashAt = fault && (fault[1] === 'crash-all' || index === 0) ? Number(fault[2]) : 0;
 let batches = 0;
 
 parentPort!.on('message', (msg: { id: number; data: ArrayBuffer; meta: ArrayBuffer; count: number; defs: SlotDef[] }) => {
