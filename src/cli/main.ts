@@ -156,12 +156,32 @@ async function runPath(path: 'rx' | 'tx', inArg: string | undefined, o: PathOpts
     ...(maxFrameLen !== undefined ? { maxFrameLen } : {}),
   };
   const t0 = process.hrtime.bigint();
-  const res: RunResult = await runCapture(opts);
+  // Ctrl-C / SIGTERM: stop reading, finish the frames in flight, close the outputs as valid
+  // files (renamed into place), print the summary, exit 130. A second signal exits at once
+  // (the temporary files are removed on exit).
+  const stop = { stopped: false };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (stop.stopped) process.exit(sig === 'SIGINT' ? 130 : 143);
+    stop.stopped = true;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let res: RunResult;
+  try {
+    res = await runCapture(opts, stop);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   for (const w of res.warnings) process.stderr.write(style.warn(`warning: ${w}`) + '\n');
-  if (json) process.stderr.write(JSON.stringify({ path, input, output, oob: opts.oob, seconds: secs, maxRssMB: process.resourceUsage().maxRSS / 1024, truncated: res.truncated, warnings: res.warnings, ...res.stats.toJSON() }) + '\n');
+  if (json) process.stderr.write(JSON.stringify({ path, input, output, oob: opts.oob, seconds: secs, maxRssMB: process.resourceUsage().maxRSS / 1024, truncated: res.truncated, interrupted: res.interrupted, skippedRecords: res.skippedRecords, warnings: res.warnings, ...res.stats.toJSON() }) + '\n');
   else if (!quiet) process.stderr.write(formatSummary(path, input, output, opts.oob, res, secs, replayWindow) + '\n');
-  return res.truncated ? 1 : 0;
+  if (res.interrupted) {
+    if (!quiet) process.stderr.write(style.warn(`interrupted: the outputs hold the first ${res.stats.framesIn} frames`) + '\n');
+    return 130;
+  }
+  return res.truncated || res.skippedRecords > 0 ? 1 : 0;
 }
 
 const EXAMPLES_RX = `

@@ -50,13 +50,17 @@ export interface RunResult {
   warnings: string[];
   /** Input ended mid-record (exit 1 after writing every complete frame). */
   truncated: boolean;
+  /** Stopped early on request (SIGINT/SIGTERM): the outputs hold the frames read so far. */
+  interrupted: boolean;
+  /** Input records the reader could not deliver (oversize, malformed); each has a warning. */
+  skippedRecords: number;
   format: string;
 }
 
 /** Process a whole capture. Throws CaptureFormatError / CaptureWriteError for file-level faults. */
-export async function runCapture(opts: RunOptions): Promise<RunResult> {
+export async function runCapture(opts: RunOptions, stop?: { stopped: boolean }): Promise<RunResult> {
   const reader = await openCapture(opts.input, opts.maxFrameLen ? { maxFrameLen: opts.maxFrameLen } : undefined);
-  return runReader(reader, opts);
+  return runReader(reader, opts, stop);
 }
 
 /** Process frames from an open reader (files, stdin, live capture). */
@@ -146,7 +150,7 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
     for (const w of reader.warnings) warnings.push(`${opts.input === '-' ? 'stdin' : opts.input}: ${w.message} (byte offset ${w.offset})`);
     if (writer) await writer.close();
     if (oobOut) await oobOut.close();
-    return { stats, warnings, truncated: reader.truncated, format: reader.format };
+    return { stats, warnings, truncated: reader.truncated, format: reader.format, interrupted: !!stop?.stopped, skippedRecords: reader.skippedRecords };
   } catch (e) {
     if (writer) await writer.abort().catch(() => undefined);
     if (oobOut) await oobOut.abort().catch(() => undefined);
@@ -199,6 +203,8 @@ async function pump(
     if (stop?.stopped) break;
     const frames = await reader.nextBatch(batchFrames);
     if (frames === null) break;
+    // A live source with nothing new: finish what is in flight so it reaches the output now.
+    if (frames.length === 0) { while (inflight.length) await finishHead(); continue; }
     syncLinkTypes();
     countIn(frames);
     seen += frames.length;
