@@ -5,84 +5,50 @@
  * is collected once its frames are dropped). A record split across two chunks is assembled by
  * copying the partial tail into the next chunk (gopacket's ReadPacketData makes the same trade:
  * fresh memory per packet batch, no reuse).
+ *
+ * Regular files are read ahead by ChunkedInput itself: while the caller parses one chunk, the
+ * next chunk is already being read, straight into its own (fresh) memory at a small headroom
+ * offset, so switching chunks costs one copy of the partial record, not of the whole chunk.
  */
 import type { FileHandle } from 'node:fs/promises';
 
 /** Where bytes come from. `read` returns 0 only at end of input. */
 export interface ByteSource {
   read(target: Buffer, offset: number, length: number): Promise<number>;
+  /**
+   * Regular files: reads at explicit positions (0 only at or past the end). ChunkedInput then
+   * reads ahead by itself and never calls read/skip.
+   */
+  readAt?(target: Buffer, offset: number, length: number, position: number): Promise<number>;
   /** Discard up to n bytes; returns how many were discarded (less only at end of input). */
   skip(n: number): Promise<number>;
   close(): Promise<void>;
 }
 
-/** Read-ahead size for seekable files. */
-const READ_AHEAD = 1 << 20;
-
 /**
- * A regular file or FIFO opened by path. Seekable files are read ahead: the next block is read
- * while the caller parses the current one, so the pipeline never waits on the disk.
+ * A regular file or FIFO opened by path. Regular files are read at explicit positions
+ * (`readAt`), which lets ChunkedInput read ahead into its next chunk.
  */
 export class FileSource implements ByteSource {
   private position = 0;
-  private readonly seekable: boolean;
-  private ahead: Promise<number> | null = null;
-  private aheadAt = 0;
-  private readonly aheadBuf: Buffer;
-  private aheadOff = 0;
-  private aheadLen = 0;
+  readonly readAt: ((target: Buffer, offset: number, length: number, position: number) => Promise<number>) | undefined;
   constructor(
     private readonly fh: FileHandle,
     seekable: boolean,
   ) {
-    this.seekable = seekable;
-    this.aheadBuf = Buffer.allocUnsafeSlow(seekable ? READ_AHEAD : 0);
-  }
-  private prefetch(): void {
-    this.aheadAt = this.position;
-    this.aheadOff = 0;
-    this.aheadLen = 0;
-    this.ahead = this.fh.read(this.aheadBuf, 0, READ_AHEAD, this.position).then((r) => r.bytesRead);
+    this.readAt = seekable ? (target, offset, length, position) => this.fh.read(target, offset, length, position).then((r) => r.bytesRead) : undefined;
   }
   async read(target: Buffer, offset: number, length: number): Promise<number> {
-    if (!this.seekable) {
-      const { bytesRead } = await this.fh.read(target, offset, length, null);
-      this.position += bytesRead;
-      return bytesRead;
-    }
-    if (this.ahead !== null) {
-      const n = await this.ahead;
-      this.ahead = null;
-      if (this.aheadAt === this.position) { this.aheadOff = 0; this.aheadLen = n; }
-      else this.aheadLen = 0;
-    }
-    if (this.aheadLen > this.aheadOff) {
-      const n = Math.min(length, this.aheadLen - this.aheadOff);
-      this.aheadBuf.copy(target, offset, this.aheadOff, this.aheadOff + n);
-      this.aheadOff += n;
-      this.position += n;
-      if (this.aheadOff === this.aheadLen) this.prefetch();
-      return n;
-    }
-    const { bytesRead } = await this.fh.read(target, offset, length, this.position);
+    const { bytesRead } = await this.fh.read(target, offset, length, this.readAt ? this.position : null);
     this.position += bytesRead;
-    if (bytesRead > 0) this.prefetch();
     return bytesRead;
   }
   async skip(n: number): Promise<number> {
-    if (this.seekable) {
-      if (this.ahead !== null) { await this.ahead.catch(() => 0); this.ahead = null; }
-      const buffered = this.aheadLen - this.aheadOff;
-      if (n < buffered) { this.aheadOff += n; this.position += n; return n; }
-      this.aheadLen = this.aheadOff = 0;
-      // the caller bounds n by the file size it knows; reads past the end just return 0
-      this.position += n;
-      return n;
-    }
+    // a regular file: the caller bounds n by the file size it knows; reads past the end return 0
+    if (this.readAt) { this.position += n; return n; }
     return discard(this, n);
   }
-  async close(): Promise<void> {
-    if (this.ahead !== null) await this.ahead.catch(() => 0);
+  close(): Promise<void> {
     return this.fh.close();
   }
 }
@@ -147,6 +113,11 @@ export class IterableSource implements ByteSource {
 
 /** Smallest read worth issuing before starting a fresh chunk instead. */
 const MIN_READ = 4096;
+/**
+ * Read-ahead chunks start this far in, so the partial record left at the end of the previous
+ * chunk can be copied in front of the new bytes (longer tails take a merged buffer).
+ */
+const HEADROOM = 1 << 16;
 
 /**
  * The window of buffered, unparsed input. Parsers read `buf` between `pos` and `end` directly
@@ -162,14 +133,69 @@ export class ChunkedInput {
   eof = false;
   bytesRead = 0;
   private readonly chunkSize: number;
+  /** HEADROOM, or less for small chunk sizes. */
+  private readonly headroom: number;
+  /** Read-ahead (positional sources only): the next chunk being read, its bytes at HEADROOM. */
+  private ahead: Promise<number> | null = null;
+  private aheadBuf: Buffer | null = null;
+  /** Source position of the next read-ahead. */
+  private filePos = 0;
 
   constructor(
     private readonly source: ByteSource,
     chunkSize: number,
   ) {
     this.chunkSize = Math.max(16, chunkSize | 0);
+    this.headroom = Math.min(HEADROOM, this.chunkSize);
     this.buf = Buffer.allocUnsafeSlow(0);
     this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, 0);
+  }
+
+  /** Start reading the next chunk (positional sources). */
+  private prefetch(): void {
+    const nb = Buffer.allocUnsafeSlow(this.headroom + this.chunkSize);
+    const at = this.filePos;
+    this.aheadBuf = nb;
+    const p = this.source.readAt!(nb, this.headroom, this.chunkSize, at).then((got) => {
+      this.filePos = at + got;
+      return got;
+    });
+    p.catch(() => undefined); // awaited later (or at close): not an unhandled rejection meanwhile
+    this.ahead = p;
+  }
+
+  /** Take the read-ahead chunk as the current one, keeping the unparsed tail in front of it. */
+  private async advance(): Promise<void> {
+    if (this.ahead === null) this.prefetch();
+    const got = await this.ahead!;
+    const nb = this.aheadBuf!;
+    this.ahead = null;
+    this.aheadBuf = null;
+    if (got === 0) {
+      this.eof = true;
+      return;
+    }
+    this.bytesRead += got;
+    const tail = this.end - this.pos;
+    if (tail <= this.headroom) {
+      const at = this.headroom - tail;
+      if (tail > 0) this.buf.copy(nb, at, this.pos, this.end);
+      this.base += this.pos - at;
+      this.buf = nb;
+      this.pos = at;
+      this.end = this.headroom + got;
+    } else {
+      // a record longer than the headroom: one merged buffer
+      const m = Buffer.allocUnsafeSlow(Math.max(this.chunkSize, tail + got));
+      this.buf.copy(m, 0, this.pos, this.end);
+      nb.copy(m, tail, this.headroom, this.headroom + got);
+      this.base += this.pos;
+      this.buf = m;
+      this.pos = 0;
+      this.end = tail + got;
+    }
+    this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
+    this.prefetch();
   }
 
   /** Absolute input offset of `pos`. */
@@ -182,6 +208,13 @@ export class ChunkedInput {
    * @returns false if the input ended first (whatever was there is still buffered).
    */
   async ensure(n: number): Promise<boolean> {
+    if (this.source.readAt !== undefined) {
+      while (this.end - this.pos < n) {
+        if (this.eof) return false;
+        await this.advance();
+      }
+      return true;
+    }
     while (this.end - this.pos < n) {
       if (this.eof) return false;
       const room = this.buf.length - this.end;
@@ -223,7 +256,35 @@ export class ChunkedInput {
       return true;
     }
     this.pos = this.end;
-    const want = n - have;
+    let want = n - have;
+    if (this.source.readAt !== undefined) {
+      if (this.eof) return false;
+      // a regular file: drop what the read-ahead holds of the skipped bytes, keep the rest
+      if (this.ahead !== null) {
+        const got = await this.ahead;
+        const nb = this.aheadBuf!;
+        this.ahead = null;
+        this.aheadBuf = null;
+        if (got > want) {
+          this.bytesRead += got;
+          this.base += this.end + want - (this.headroom + want);
+          this.buf = nb;
+          this.pos = this.headroom + want;
+          this.end = this.headroom + got;
+          this.dv = new DataView(nb.buffer, nb.byteOffset, nb.length);
+          this.prefetch();
+          return true;
+        }
+        this.bytesRead += got;
+        this.base += got;
+        want -= got;
+      }
+      // like a seek: the caller bounds n by the file size; reading past the end gives 0 later
+      this.filePos += want;
+      this.base += want;
+      this.bytesRead += want;
+      return true;
+    }
     const got = this.eof ? 0 : await this.source.skip(want);
     this.base += got;
     this.bytesRead += got;
@@ -234,7 +295,12 @@ export class ChunkedInput {
     return true;
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    if (this.ahead !== null) {
+      await this.ahead.catch(() => 0);
+      this.ahead = null;
+      this.aheadBuf = null;
+    }
     return this.source.close();
   }
 }

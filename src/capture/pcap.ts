@@ -149,10 +149,16 @@ export function encodePcapRecord(
   origLen: number,
 ): number {
   const n = data.length;
+  encodePcapRecordHeader(buf, off, sec, frac, n, origLen);
+  buf.set(data, off + PCAP_RECORD_HEADER_LEN);
+  return off + PCAP_RECORD_HEADER_LEN + n;
+}
+
+/** The 16-byte record header alone (the caller writes the `n` data bytes after it). */
+export function encodePcapRecordHeader(buf: Buffer, off: number, sec: number, frac: number, n: number, origLen: number): number {
   buf.writeUInt32LE(((sec % 4294967296) + 4294967296) % 4294967296, off);
   buf.writeUInt32LE(frac >>> 0, off + 4);
   buf.writeUInt32LE(n, off + 8);
   buf.writeUInt32LE((origLen < n ? n : origLen) >>> 0, off + 12);
-  buf.set(data, off + PCAP_RECORD_HEADER_LEN);
-  return off + PCAP_RECORD_HEADER_LEN + n;
+  return off + PCAP_RECORD_HEADER_LEN;
 }

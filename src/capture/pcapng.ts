@@ -436,3 +436,63 @@ export function encodeEpb(
   buf.writeUInt32LE(size, o);
   return o + 4;
 }
+
+/**
+ * A packet comment produced straight into the output buffer (no string per frame): the writer
+ * asks for an upper bound of its UTF-8 size, then has it written at an offset.
+ */
+export interface CommentEncoder {
+  /** Upper bound of the comment's size in UTF-8 bytes. */
+  bound(): number;
+  /** Write the comment's UTF-8 bytes at `off` (room: bound()); returns the offset after it. */
+  write(buf: Buffer, off: number): number;
+}
+
+/**
+ * An Enhanced Packet Block whose packet data the caller writes afterwards at `off + 28`
+ * (`cap` bytes; the padding after it is written here). The comment comes from `comment`
+ * (at most 65535 bytes, bound() included; the caller checks) and the buffer must have room for
+ * epbSize(cap, comment.bound(), flags !== null). Returns the offset after the block.
+ */
+export function encodeEpbReserved(
+  buf: Buffer,
+  off: number,
+  ifId: number,
+  tsHi: number,
+  tsLo: number,
+  cap: number,
+  origLen: number,
+  comment: CommentEncoder | null,
+  flags: number | null,
+): number {
+  buf.writeUInt32LE(BT_EPB, off);
+  buf.writeUInt32LE(ifId, off + 8);
+  buf.writeUInt32LE(tsHi >>> 0, off + 12);
+  buf.writeUInt32LE(tsLo >>> 0, off + 16);
+  buf.writeUInt32LE(cap, off + 20);
+  buf.writeUInt32LE((origLen < cap ? cap : origLen) >>> 0, off + 24);
+  let o = off + 28 + cap;
+  const padded = off + 28 + pad4(cap);
+  while (o < padded) buf[o++] = 0;
+  if (comment !== null) {
+    const end = comment.write(buf, o + 4);
+    buf.writeUInt16LE(OPT_COMMENT, o);
+    buf.writeUInt16LE(end - o - 4, o + 2);
+    o = end;
+    while (((o - off) & 3) !== 0) buf[o++] = 0;
+  }
+  if (flags !== null) {
+    buf.writeUInt16LE(EPB_FLAGS, o);
+    buf.writeUInt16LE(4, o + 2);
+    buf.writeUInt32LE(flags >>> 0, o + 4);
+    o += 8;
+  }
+  if (comment !== null || flags !== null) {
+    buf.writeUInt32LE(0, o); // opt_endofopt
+    o += 4;
+  }
+  const size = o + 4 - off;
+  buf.writeUInt32LE(size, off + 4);
+  buf.writeUInt32LE(size, o);
+  return o + 4;
+}

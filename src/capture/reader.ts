@@ -165,22 +165,23 @@ async function openSource(
     const avail = input.end - input.pos;
     if (avail === 0) throw new CaptureFormatError(`${label}: empty file, not a pcap or pcapng capture`);
     if (avail < 4) throw new CaptureFormatError(`${label}: not a pcap or pcapng file (only ${avail} bytes)`);
-    const first = input.dv.getUint32(0, true);
+    const p0 = input.pos; // 0 unless the input reads ahead into a chunk with headroom
+    const first = input.dv.getUint32(p0, true);
     const state = new ReaderState(label, maxFrameLen, totalBytes);
     const magic = pcapMagic(first);
     if (magic !== null) {
       if (avail < PCAP_HEADER_LEN) {
         throw new CaptureFormatError(`${label}: truncated pcap file header (${avail} of ${PCAP_HEADER_LEN} bytes)`);
       }
-      const major = input.dv.getUint16(4, magic.le);
-      if (major !== 2) state.warn(4, `pcap version ${major}.${input.dv.getUint16(6, magic.le)} (expected 2.4); reading anyway`);
+      const major = input.dv.getUint16(p0 + 4, magic.le);
+      if (major !== 2) state.warn(4, `pcap version ${major}.${input.dv.getUint16(p0 + 6, magic.le)} (expected 2.4); reading anyway`);
       const parser = new PcapParser(input, state, magic);
       parser.readHeader(magic);
       return new Reader('pcap', input, parser, state);
     }
     if (first === BT_SHB) {
       if (avail < 12) throw new CaptureFormatError(`${label}: truncated pcapng section header (${avail} bytes)`);
-      const bom = input.dv.getUint32(8, true);
+      const bom = input.dv.getUint32(p0 + 8, true);
       if (bom !== BYTE_ORDER_MAGIC && bom !== 0x4d3c2b1a) {
         throw new CaptureFormatError(`${label}: not a pcapng file (section header with byte-order magic 0x${bom.toString(16)})`);
       }

@@ -145,6 +145,38 @@ export function tsToIso(iface: CaptureInterface, tsHi: number, tsLo: number): st
   return cachePrefix + String(1_000_000_000 + SEC_FRAC[1]).slice(1) + 'Z';
 }
 
+/** Upper bound of {@link writeIsoTs}'s output in bytes (years of any 64-bit timestamp fit). */
+export const ISO_TS_MAX = 64;
+
+/** Date part cache of writeIsoTs: the second it is for and its bytes ("…T12:34:56."). */
+let bytesSec = Number.NaN;
+let bytesPrefix: Uint8Array = new Uint8Array(0);
+
+/**
+ * {@link tsToIso} written as bytes at `o` (at most ISO_TS_MAX); returns the end. The date part
+ * is encoded once per second, only the nine fractional digits are written per frame.
+ */
+export function writeIsoTs(iface: CaptureInterface, tsHi: number, tsLo: number, dst: Uint8Array, o: number): number {
+  tsToSecFrac(iface, tsHi, tsLo, 9);
+  const sec = SEC_FRAC[0];
+  if (sec !== bytesSec) {
+    bytesSec = sec;
+    bytesPrefix = Buffer.from(isoSeconds(sec) + '.', 'latin1');
+  }
+  const p = bytesPrefix;
+  const n = p.length;
+  for (let i = 0; i < n; i++) dst[o + i] = p[i]!;
+  o += n;
+  let f = SEC_FRAC[1];
+  for (let i = 8; i >= 0; i--) {
+    const q = Math.floor(f / 10);
+    dst[o + i] = 48 + f - q * 10;
+    f = q;
+  }
+  dst[o + 9] = 90; // 'Z'
+  return o + 10;
+}
+
 /**
  * Seconds and fraction (in 10^-digits s) → interface units as two 32-bit halves, exactly.
  * Writes TS_UNITS[0] = hi, TS_UNITS[1] = lo. Used by the pcap reader (sec · 10^6|9 + frac).

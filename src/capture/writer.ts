@@ -12,8 +12,8 @@
 import { open as fsOpen, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { linkTypeName } from './linktypes.js';
-import { encodePcapHeader, encodePcapRecord, PCAP_HEADER_LEN, PCAP_RECORD_HEADER_LEN } from './pcap.js';
-import { encodeEpb, encodeIdb, encodeShb, epbSize } from './pcapng.js';
+import { encodePcapHeader, encodePcapRecord, encodePcapRecordHeader, PCAP_HEADER_LEN, PCAP_RECORD_HEADER_LEN } from './pcap.js';
+import { type CommentEncoder, encodeEpb, encodeEpbReserved, encodeIdb, encodeShb, epbSize } from './pcapng.js';
 import { SEC_FRAC, tsToSecFrac } from './timestamp.js';
 import type { CaptureInterface } from './types.js';
 
@@ -56,6 +56,16 @@ export interface CaptureWriter {
    * @throws CaptureWriteError for an undeclared interface id or after close.
    */
   writeFrame(ifId: number, tsHi: number, tsLo: number, data: Uint8Array, origLen: number, comment: string | null, epbFlags?: number | null): void;
+  /**
+   * Append a frame whose `capLen` bytes of data the caller writes itself, straight into the
+   * output buffer: at `frameBuf[ret .. ret + capLen)`, before any other call on the writer.
+   * The comment (pcapng only) is encoded in place. Returns -1 (write nothing) once
+   * `closedByPeer`.
+   * @throws CaptureWriteError for an undeclared interface id or after close.
+   */
+  reserveFrame(ifId: number, tsHi: number, tsLo: number, capLen: number, origLen: number, comment: CommentEncoder | null, epbFlags?: number | null): number;
+  /** The buffer {@link reserveFrame}'s offset points into (valid until the next writer call). */
+  readonly frameBuf: Buffer;
   /** Hand buffered bytes to the sink and wait for it (back-pressure). Call once per batch. */
   flush(): Promise<void>;
   /** Finish: flush, close, and (file targets) rename the temporary file onto the target. */
@@ -71,7 +81,8 @@ export interface CaptureWriter {
 interface Sink {
   readonly closedByPeer: boolean;
   readonly error: Error | null;
-  write(chunk: Buffer): void;
+  /** Write `chunk`; `done` runs once the sink no longer needs its bytes (written, or dropped). */
+  write(chunk: Buffer, done: () => void): void;
   wait(keep?: number): Promise<void>;
   finish(): Promise<void>;
   abort(): Promise<void>;
@@ -97,11 +108,12 @@ class FileSink implements Sink {
     private readonly target: string,
   ) {}
 
-  write(chunk: Buffer): void {
-    if (this.error !== null) return;
+  write(chunk: Buffer, done: () => void): void {
+    if (this.error !== null) { done(); return; }
     // explicit positions: concurrent writes land in order whatever order they complete in
-    const p = writeAll(this.fh, chunk, this.position).catch((e: Error) => {
+    const p = writeAll(this.fh, chunk, this.position).then(done, (e: Error) => {
       this.error ??= e;
+      done();
     });
     this.position += chunk.length;
     this.inflight.push(p);
@@ -154,10 +166,11 @@ class StreamSink implements Sink {
     this.wake?.();
   };
 
-  write(chunk: Buffer): void {
-    if (this.closedByPeer || this.error !== null) return;
+  write(chunk: Buffer, done: () => void): void {
+    if (this.closedByPeer || this.error !== null) { done(); return; }
     try {
-      if (!this.s.write(chunk)) this.needDrain = true;
+      // the callback runs once the stream is done with the chunk (written or failed)
+      if (!this.s.write(chunk, () => done())) this.needDrain = true;
     } catch (e) {
       this.onError(e as NodeJS.ErrnoException);
     }
@@ -213,9 +226,30 @@ function truncateUtf8(s: string, maxBytes: number): string {
   return b.toString('utf8', 0, n);
 }
 
+/** A comment already encoded (the rare over-long case of reserveFrame). */
+class BytesComment implements CommentEncoder {
+  constructor(private readonly b: Uint8Array) {}
+  bound(): number { return this.b.length; }
+  write(buf: Buffer, off: number): number { buf.set(this.b, off); return off + this.b.length; }
+}
+
+/** An output buffer and the sink writes still reading from it. */
+class OutBuf {
+  pending = 0;
+  /** No longer the writer's current buffer: reusable once `pending` drops to 0. */
+  retired = false;
+  constructor(readonly buf: Buffer) {}
+}
+
+/** Spare output buffers kept for reuse (each bufferSize bytes). */
+const SPARE_BUFFERS = FLUSH_KEEP_INFLIGHT + 2;
+
 class Writer implements CaptureWriter {
   bytesWritten = 0;
   private buf: Buffer;
+  /** The current buffer's bookkeeping, and retired buffers whose writes have finished. */
+  private cur: OutBuf;
+  private readonly spare: OutBuf[] = [];
   private start = 0;
   private len = 0;
   private readonly ifaces: CaptureInterface[] = [];
@@ -231,7 +265,8 @@ class Writer implements CaptureWriter {
   ) {
     this.pcapng = opts.format === 'pcapng';
     this.bufferSize = opts.bufferSize !== undefined && opts.bufferSize >= 4096 ? opts.bufferSize : DEFAULT_BUFFER;
-    this.buf = Buffer.allocUnsafeSlow(this.bufferSize);
+    this.cur = new OutBuf(Buffer.allocUnsafeSlow(this.bufferSize));
+    this.buf = this.cur.buf;
     if (this.pcapng) this.append(encodeShb(opts.userAppl ?? 'ipsecov2'));
   }
 
@@ -247,15 +282,30 @@ class Writer implements CaptureWriter {
   private reserve(size: number): void {
     if (this.len + size <= this.buf.length) return;
     this.emit();
-    // the handed-over bytes belong to the sink now: never write into them again
-    this.buf = Buffer.allocUnsafeSlow(Math.max(this.bufferSize, size));
+    // the handed-over bytes belong to the sink until it is done with them: take a spare buffer
+    // whose writes have all finished (no page faults, no garbage), else a fresh one
+    const old = this.cur;
+    old.retired = true;
+    if (old.pending === 0) this.recycle(old);
+    const next = size <= this.bufferSize ? this.spare.pop() : undefined;
+    this.cur = next ?? new OutBuf(Buffer.allocUnsafeSlow(Math.max(this.bufferSize, size)));
+    this.cur.retired = false;
+    this.buf = this.cur.buf;
     this.start = 0;
     this.len = 0;
   }
 
+  private recycle(ob: OutBuf): void {
+    if (ob.buf.length === this.bufferSize && this.spare.length < SPARE_BUFFERS) this.spare.push(ob);
+  }
+
   private emit(): void {
     if (this.len > this.start) {
-      this.sink.write(this.buf.subarray(this.start, this.len));
+      const ob = this.cur;
+      ob.pending++;
+      this.sink.write(this.buf.subarray(this.start, this.len), () => {
+        if (--ob.pending === 0 && ob.retired) this.recycle(ob);
+      });
       this.start = this.len;
     }
   }
@@ -331,6 +381,50 @@ class Writer implements CaptureWriter {
     this.reserve(size);
     this.len = encodePcapRecord(this.buf, this.len, SEC_FRAC[0], SEC_FRAC[1], data, origLen);
     this.bytesWritten += size;
+  }
+
+  get frameBuf(): Buffer {
+    return this.buf;
+  }
+
+  reserveFrame(ifId: number, tsHi: number, tsLo: number, capLen: number, origLen: number, comment: CommentEncoder | null, epbFlags: number | null = null): number {
+    if (this.sink.closedByPeer) return -1;
+    const iface = this.ifaces[ifId];
+    if (iface === undefined || this.closed) {
+      this.checkOpen();
+      throw new CaptureWriteError(`${this.label}: frame for undeclared output interface ${ifId} (${this.ifaces.length} declared)`);
+    }
+    if (this.pcapng) {
+      let cb = -1;
+      if (comment !== null) {
+        cb = comment.bound();
+        if (cb > MAX_COMMENT_BYTES) {
+          // encode aside and cut at a character boundary, as writeFrame does
+          const tmp = Buffer.allocUnsafe(cb);
+          let n = comment.write(tmp, 0);
+          if (n > MAX_COMMENT_BYTES) {
+            n = MAX_COMMENT_BYTES;
+            while (n > 0 && (tmp[n] & 0xc0) === 0x80) n--;
+          }
+          comment = new BytesComment(tmp.subarray(0, n));
+          cb = n;
+        }
+      }
+      this.reserve(epbSize(capLen, cb, epbFlags !== null));
+      const start = this.len;
+      this.len = encodeEpbReserved(this.buf, start, ifId, tsHi, tsLo, capLen, origLen, comment, epbFlags);
+      this.bytesWritten += this.len - start;
+      return start + 28;
+    }
+    if (!this.pcapHeaderDone) this.pcapHeader();
+    tsToSecFrac(iface, tsHi, tsLo, Writer.nano(iface) ? 9 : 6);
+    const size = PCAP_RECORD_HEADER_LEN + capLen;
+    this.reserve(size);
+    const start = this.len;
+    this.len = encodePcapRecordHeader(this.buf, start, SEC_FRAC[0], SEC_FRAC[1], capLen, origLen);
+    this.len += capLen;
+    this.bytesWritten += size;
+    return start + PCAP_RECORD_HEADER_LEN;
   }
 
   private failure(): CaptureWriteError | null {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { loadSaFile, SaFileError } from '../sa/load.js';
 import type { SaDocument } from '../sa/model.js';
-import { runCapture, type RunOptions, type RunResult } from '../pipeline/run.js';
+import { runCapture, type RunOptions, type RunResult, type StopSignal } from '../pipeline/run.js';
 import { CaptureFormatError } from '../capture/reader.js';
 import { CaptureWriteError } from '../capture/writer.js';
 import { formatSummary } from './summary.js';
@@ -159,10 +159,11 @@ async function runPath(path: 'rx' | 'tx', inArg: string | undefined, o: PathOpts
   // Ctrl-C / SIGTERM: stop reading, finish the frames in flight, close the outputs as valid
   // files (renamed into place), print the summary, exit 130. A second signal exits at once
   // (the temporary files are removed on exit).
-  const stop = { stopped: false };
+  const stop: StopSignal = { stopped: false };
   const onSignal = (sig: NodeJS.Signals): void => {
     if (stop.stopped) process.exit(sig === 'SIGINT' ? 130 : 143);
     stop.stopped = true;
+    stop.wake?.();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -178,6 +179,7 @@ async function runPath(path: 'rx' | 'tx', inArg: string | undefined, o: PathOpts
   if (json) process.stderr.write(JSON.stringify({ path, input, output, oob: opts.oob, seconds: secs, maxRssMB: process.resourceUsage().maxRSS / 1024, truncated: res.truncated, interrupted: res.interrupted, skippedRecords: res.skippedRecords, warnings: res.warnings, ...res.stats.toJSON() }) + '\n');
   else if (!quiet) process.stderr.write(formatSummary(path, input, output, opts.oob, res, secs, replayWindow) + '\n');
   if (res.interrupted) {
+    if (input === '-') process.stdin.destroy();
     if (!quiet) process.stderr.write(style.warn(`interrupted: the outputs hold the first ${res.stats.framesIn} frames`) + '\n');
     return 130;
   }

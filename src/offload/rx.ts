@@ -35,6 +35,18 @@ export interface RxOptions {
   natPorts: ReadonlySet<number> | null;
 }
 
+/** RxCtx.outKind: no deferred output; transport (IP header + payload); tunnel (inner datagram). */
+const OUT_NONE = 0;
+const OUT_TRANSPORT = 1;
+const OUT_TUNNEL = 2;
+
+/** Copy src[a, b) to dst at o: a loop for headers, set() for payloads. */
+function copyBytes(src: Uint8Array, a: number, b: number, dst: Uint8Array, o: number): void {
+  const n = b - a;
+  if (n <= 64) for (let i = 0; i < n; i++) dst[o + i] = src[a + i]!;
+  else dst.set(src.subarray(a, b), o);
+}
+
 /** Sequence numbers this close to 2^32 on a non-ESN SA raise SaDeleteReq ("about to run out"). */
 const SEQ_EXHAUST_MARGIN = 0x100;
 
@@ -59,8 +71,24 @@ export class RxCtx {
   hasAh = false;
   hasEsp = false;
   espOffFrame = 0;
-  /** Output bytes (the frame's own data when unchanged). */
+  /** Output bytes (the frame's own data when unchanged); null while the output is deferred. */
   out: Uint8Array | null = null;
+  /**
+   * Deferred output (RxEngine.deferOutput): OUT_NONE, or how writeOutput builds the frame's
+   * `outLen` bytes straight into the caller's buffer (no Buffer per frame).
+   */
+  outKind = OUT_NONE;
+  outLen = 0;
+  /** Where the payload (transport) or inner datagram (tunnel) is: outData[outA, outB). */
+  outData: Uint8Array | null = null;
+  outA = 0;
+  outB = 0;
+  /** Transport: end of the kept IP header (start of the UDP/IPsec headers) in the frame. */
+  outHdrEnd = 0;
+  /** Transport: next-header value for the IP header's protocol field. */
+  outNh = 0;
+  /** Tunnel: the L2 header with its family field rewritten (reused across frames). */
+  l2Hdr: Uint8Array = new Uint8Array(64);
   /** Output needs a raw-IP interface (LINKTYPE_IPV4/IPV6 input whose family changed). */
   outRaw = false;
   /** Frame failed a check (for --drop-failed). */
@@ -134,6 +162,8 @@ export class RxEngine {
     c.state = null;
     c.job = -1;
     c.out = null;
+    c.outKind = OUT_NONE;
+    c.outData = null;
     c.outRaw = false;
     c.failed = false;
     c.hasAh = false;
@@ -284,7 +314,7 @@ export class RxEngine {
     for (let k = 0; k < batch.n; k++) {
       const c = batch.ctx[k]!;
       if (c.job >= 0) this.processOne(c, batch.jobs);
-      if (c.out === null) c.out = c.frame.data;
+      if (c.out === null && c.outKind === OUT_NONE) c.out = c.frame.data;
       emit(c);
     }
   }
@@ -506,28 +536,69 @@ export class RxEngine {
         return;
       }
       // Tunnel: the inner datagram replaces the outer one.
-      const out = Buffer.allocUnsafe(l3 + (innerEnd - innerStart));
-      out.set(d.subarray(0, l3), 0);
-      out.set(data.subarray(innerStart, innerEnd), l3);
-      c.outRaw = !setL2Family(out, c.l2, c.ip2.version);
-      c.out = out;
+      if (c.l2Hdr.length < l3) c.l2Hdr = new Uint8Array(l3);
+      const h = c.l2Hdr;
+      copyBytes(d, 0, l3, h, 0);
+      c.outRaw = !setL2Family(h, c.l2, c.ip2.version);
+      c.outKind = OUT_TUNNEL;
+      c.outLen = l3 + (innerEnd - innerStart);
+      c.outData = data;
+      c.outA = innerStart;
+      c.outB = innerEnd;
+      this.finishOutput(c);
       return;
     }
     // Transport: IP header up to the IPsec header (UDP encapsulation removed too), then payload.
     const ip = c.ip;
     const ipsecStart = c.ips.udpOff >= 0 ? c.ips.udpOff : c.ips.off;
-    const hdrLen = ipsecStart - ip.off;
-    let payload: Uint8Array;
-    if (c.hasEsp) payload = data.subarray(ptStart, payloadEnd);
-    else payload = d.subarray(c.ips.off + c.ips.ahLen, ip.end);
-    const out = Buffer.allocUnsafe(l3 + hdrLen + payload.length);
-    out.set(d.subarray(0, ip.off), 0);
-    out.set(d.subarray(ip.off, ipsecStart), l3);
-    out.set(payload, l3 + hdrLen);
-    out[l3 + (ip.protoFieldOff - ip.off)] = nh;
-    setIpLength(out, l3, out.length);
-    c.out = out;
+    c.outKind = OUT_TRANSPORT;
+    c.outHdrEnd = ipsecStart;
+    c.outNh = nh;
+    if (c.hasEsp) { c.outData = data; c.outA = ptStart; c.outB = payloadEnd; }
+    else { c.outData = d; c.outA = c.ips.off + c.ips.ahLen; c.outB = ip.end; }
+    c.outLen = l3 + (ipsecStart - ip.off) + (c.outB - c.outA);
+    this.finishOutput(c);
   }
+
+  /**
+   * Build deferred output in the caller's buffer: `c.outLen` bytes at dst[o..]. Valid only
+   * inside the emit callback of process() for this ctx (the job data is reused afterwards).
+   */
+  writeOutput(c: RxCtx, dst: Uint8Array, o: number): void {
+    const d = c.frame.data;
+    const l3 = c.l2.l3Off;
+    const src = c.outData!;
+    if (c.outKind === OUT_TUNNEL) {
+      copyBytes(c.l2Hdr, 0, l3, dst, o);
+      copyBytes(src, c.outA, c.outB, dst, o + l3);
+      return;
+    }
+    // Transport: L2 header, IP header up to the IPsec header, payload; then fix protocol and length.
+    const ip = c.ip;
+    const hdrEnd = c.outHdrEnd;
+    copyBytes(d, 0, ip.off, dst, o);
+    copyBytes(d, ip.off, hdrEnd, dst, o + l3);
+    copyBytes(src, c.outA, c.outB, dst, o + l3 + (hdrEnd - ip.off));
+    dst[o + l3 + (ip.protoFieldOff - ip.off)] = c.outNh;
+    setIpLength(dst, o + l3, o + c.outLen);
+  }
+
+  /** Without deferOutput: build the output now, in a Buffer of its own. */
+  private finishOutput(c: RxCtx): void {
+    if (this.deferOutput) return;
+    const out = Buffer.allocUnsafe(c.outLen);
+    this.writeOutput(c, out, 0);
+    c.out = out;
+    c.outKind = OUT_NONE;
+    c.outData = null;
+  }
+
+  /**
+   * Leave decapsulated output to the caller: process() then emits such frames with `out` null
+   * and `outKind`/`outLen` set, and the emit callback calls writeOutput (straight into the
+   * capture writer's buffer). Off by default: every frame gets an `out` Buffer.
+   */
+  deferOutput = false;
 
   private finishReplay(c: RxCtx, st: BundleState, authenticated: boolean): void {
     let v: ReplayVerdict | null = null;

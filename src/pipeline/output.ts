@@ -8,13 +8,15 @@ import { basename, dirname, join } from 'node:path';
 
 /** Bytes gathered before a write to the OS. */
 const OUT_BUF = 1 << 20;
+/** Written buffers kept for reuse. */
+const SPARE_BUFFERS = 4;
 
 export class OutputFile {
   private readonly stream: WriteStream | NodeJS.WriteStream;
   private readonly tmp: string | null;
   private readonly target: string;
   /** Lines are encoded straight into this buffer (no per-line Buffer, no join). */
-  private buf = Buffer.allocUnsafeSlow(OUT_BUF);
+  private buf: Buffer = Buffer.allocUnsafeSlow(OUT_BUF);
   private size = 0;
   private error: Error | null = null;
 
@@ -42,14 +44,41 @@ export class OutputFile {
     this.size += this.buf.write(line, this.size, 'utf8');
   }
 
+  /**
+   * Room for `n` bytes written straight into the buffer: returns the offset in `buffer` to
+   * write at; then `commit(end)`. No other call in between.
+   */
+  reserve(n: number): number {
+    if (this.size + n > this.buf.length) {
+      this.drain();
+      if (n > this.buf.length) this.buf = Buffer.allocUnsafeSlow(n);
+    }
+    return this.size;
+  }
+
+  /** The buffer reserve's offset points into. */
+  get buffer(): Buffer {
+    return this.buf;
+  }
+
+  /** Take the bytes written after reserve() up to `end`. */
+  commit(end: number): void {
+    this.size = end;
+  }
+
   private drain(): void {
     if (this.size === 0) return;
     if (this.error) throw this.error;
-    this.stream.write(this.buf.subarray(0, this.size));
-    // The stream keeps a reference until written: take a fresh buffer rather than reuse.
-    this.buf = Buffer.allocUnsafeSlow(OUT_BUF);
+    // The stream keeps a reference until written: take a spare buffer it is done with (no page
+    // faults, no garbage), else a fresh one; this one comes back when its write completes.
+    const full = this.buf;
+    this.stream.write(full.subarray(0, this.size), () => {
+      if (full.length === OUT_BUF && this.spare.length < SPARE_BUFFERS) this.spare.push(full);
+    });
+    this.buf = this.spare.pop() ?? Buffer.allocUnsafeSlow(OUT_BUF);
     this.size = 0;
   }
+  private readonly spare: Buffer[] = [];
 
   /** Back-pressure: wait while the OS side is behind. */
   async flush(): Promise<void> {

@@ -50,10 +50,15 @@ function defineMissing(table: SlotTable, jobs: JobBatch, slotDefs: ReadonlyMap<n
 
 interface Pending {
   jobs: JobBatch;
-  backupData: Uint8Array;
-  backupMeta: Int32Array;
+  backup: Backup;
   resolve: () => void;
   tries: number;
+}
+
+/** A batch's job bytes as sent, kept for a retry; reused from batch to batch. */
+interface Backup {
+  data: Uint8Array;
+  meta: Int32Array;
 }
 
 interface Slot {
@@ -92,6 +97,7 @@ class WorkerRunner implements CryptoRunner {
       if (msg.error !== undefined) { this.retry(p); return; }
       p.jobs.data = new Uint8Array(msg.data);
       p.jobs.meta = new Int32Array(msg.meta);
+      this.release(p.backup);
       p.resolve();
     });
     const onDeath = (): void => {
@@ -111,42 +117,47 @@ class WorkerRunner implements CryptoRunner {
   private retry(p: Pending): void {
     p.tries++;
     if (p.tries > 1) {
-      // Second failure: give up on this batch, mark every job as an internal error.
+      // Second failure: give up on this batch, mark every job as an internal error. The backup
+      // becomes the batch's buffers (not reused as a backup again).
       this.faults++;
-      p.jobs.data = p.backupData;
-      p.jobs.meta = p.backupMeta;
+      p.jobs.data = p.backup.data;
+      p.jobs.meta = p.backup.meta;
       for (let i = 0; i < p.jobs.count; i++) p.jobs.meta[i * JOB_FIELDS + J.RESULT] = WORKER_FAULT;
       p.resolve();
       return;
     }
     // Restore from the backup copy and send again (to the next live worker).
-    p.jobs.data = p.backupData.slice();
-    p.jobs.meta = p.backupMeta.slice();
+    p.jobs.data = p.backup.data.slice();
+    p.jobs.meta = p.backup.meta.slice();
     this.dispatch(p);
+  }
+
+  /** Backups of finished batches, for the next ones (no 2 MB allocation per batch). */
+  private readonly spareBackups: Backup[] = [];
+
+  private release(b: Backup): void {
+    if (this.spareBackups.length < this.depth + 1) this.spareBackups.push(b);
+  }
+
+  /**
+   * Copy the batch's used bytes and jobs into a backup as large as the batch's buffers (so
+   * the offsets in a retried batch stay valid).
+   */
+  private backupOf(jobs: JobBatch): Backup {
+    let b = this.spareBackups.pop();
+    if (b === undefined || b.data.length !== jobs.data.length || b.meta.length !== jobs.meta.length) {
+      b = { data: new Uint8Array(new ArrayBuffer(jobs.data.length)), meta: new Int32Array(new ArrayBuffer(jobs.meta.length * 4)) };
+    }
+    b.data.set(jobs.data.subarray(0, jobs.used));
+    b.meta.set(jobs.meta.subarray(0, jobs.count * JOB_FIELDS));
+    return b;
   }
 
   run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>): Promise<void> {
     this.slotDefs = slotDefs;
     return new Promise<void>((resolve) => {
-      const p: Pending = {
-        jobs,
-        // Kept so a batch lost with a dying worker can be retried (one memcpy per batch).
-        backupData: jobs.data.slice(0, jobs.used),
-        backupMeta: jobs.meta.slice(0, jobs.count * JOB_FIELDS),
-        resolve,
-        tries: 0,
-      };
-      // The backup must be as large as the original so returned offsets stay valid.
-      if (p.backupData.length < jobs.data.length) {
-        const full = new Uint8Array(new ArrayBuffer(jobs.data.length));
-        full.set(p.backupData);
-        p.backupData = full;
-      }
-      if (p.backupMeta.length < jobs.meta.length) {
-        const full = new Int32Array(new ArrayBuffer(jobs.meta.length * 4));
-        full.set(p.backupMeta);
-        p.backupMeta = full;
-      }
+      // Kept so a batch lost with a dying worker can be retried (one memcpy of the used bytes).
+      const p: Pending = { jobs, backup: this.backupOf(jobs), resolve, tries: 0 };
       this.dispatch(p);
     });
   }

@@ -10,7 +10,8 @@ import type { CaptureFrame, CaptureInterface } from '../capture/types.js';
 import type { SaDocument } from '../sa/model.js';
 import { RxBatch, RxEngine, type RxCtx, type RxEnv } from '../offload/rx.js';
 import { TxBatch, TxEngine, type TxCtx } from '../offload/tx.js';
-import { oobComment, oobJson, type OobRecord } from '../offload/oob.js';
+import { oobComment, type OobRecord } from '../offload/oob.js';
+import { RxOobEncoder } from '../offload/oob-encode.js';
 import { RunStats } from '../offload/stats.js';
 import { SaTimeline } from './timeline.js';
 import { createCryptoRunner, type CryptoRunner } from './pool.js';
@@ -45,6 +46,13 @@ export interface RunOptions {
   onRecord?: (r: OobRecord) => void;
 }
 
+/** Set `stopped` (and call `wake`) to end a run early: frames in flight are finished, outputs closed. */
+export interface StopSignal {
+  stopped: boolean;
+  /** Installed by the pipeline: wakes a read that is waiting for input. */
+  wake?: () => void;
+}
+
 export interface RunResult {
   stats: RunStats;
   warnings: string[];
@@ -58,13 +66,13 @@ export interface RunResult {
 }
 
 /** Process a whole capture. Throws CaptureFormatError / CaptureWriteError for file-level faults. */
-export async function runCapture(opts: RunOptions, stop?: { stopped: boolean }): Promise<RunResult> {
+export async function runCapture(opts: RunOptions, stop?: StopSignal): Promise<RunResult> {
   const reader = await openCapture(opts.input, opts.maxFrameLen ? { maxFrameLen: opts.maxFrameLen } : undefined);
   return runReader(reader, opts, stop);
 }
 
 /** Process frames from an open reader (files, stdin, live capture). */
-export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: { stopped: boolean }): Promise<RunResult> {
+export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: StopSignal): Promise<RunResult> {
   const stats = new RunStats();
   const warnings: string[] = [];
   let writer: CaptureWriter | null = null;
@@ -75,7 +83,9 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
     if (opts.output !== null) writer = await createCaptureWriter(opts.output, { format: opts.format });
     if (opts.oob !== null) oobOut = await OutputFile.open(opts.oob);
     const timeline = new SaTimeline(opts.sa, opts.replayWindow, warnings);
-    const wantTs = oobOut !== null || !!opts.onRecord;
+    // The OOB line's time is written from the frame by the encoder; the record's text form is
+    // only made for onRecord consumers.
+    const wantTs = !!opts.onRecord;
     const ifaces = reader.interfaces;
     const env: RxEnv = {
       applyEvents: (f: CaptureFrame) => timeline.apply(f.index, timeline.hasTimeEvents ? tsToNs(ifaces[f.ifId]!, f.tsHi, f.tsLo) : 0n),
@@ -95,14 +105,30 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
       }
       return id;
     };
-    const emitRecord = (r: OobRecord, f: CaptureFrame, out: Uint8Array, raw: boolean, drop: boolean): void => {
+    const enc = new RxOobEncoder();
+    const comments = opts.format === 'pcapng';
+    const needEnc = oobOut !== null || (writer !== null && comments);
+    /** Frames whose output the rx engine builds straight into the writer's buffer. */
+    let rxEngine: RxEngine | null = null;
+    const emitRecord = (r: OobRecord, f: CaptureFrame, out: Uint8Array | null, outLen: number, raw: boolean, drop: boolean, rxc: RxCtx | null): void => {
       stats.record(r);
       if (opts.onRecord) opts.onRecord(r);
-      if (oobOut) oobOut.write(oobJson(r) + '\n');
+      if (needEnc) enc.load(r, ifaces[f.ifId]!, f.tsHi, f.tsLo);
+      if (oobOut) {
+        const o = oobOut.reserve(enc.lineBound());
+        oobOut.commit(enc.writeLine(oobOut.buffer, o));
+      }
       if (drop) { stats.dropped++; return; }
       stats.framesOut++;
-      stats.bytesOut += out.length;
-      if (writer) writer.writeFrame(mapIface(f, raw), f.tsHi, f.tsLo, out, out.length + Math.max(0, f.origLen - f.data.length), opts.format === 'pcapng' ? oobComment(r) : null);
+      const n = outLen;
+      stats.bytesOut += n;
+      if (writer) {
+        const extra = f.origLen - f.data.length;
+        const o = writer.reserveFrame(mapIface(f, raw), f.tsHi, f.tsLo, n, extra > 0 ? n + extra : n, comments ? enc : null);
+        if (o < 0) return;
+        if (out !== null) writer.frameBuf.set(out, o);
+        else rxEngine!.writeOutput(rxc!, writer.frameBuf, o);
+      }
     };
     const writeExtra = (r: OobRecord, f: CaptureFrame, out: Uint8Array, raw: boolean): void => {
       stats.framesOut++;
@@ -125,7 +151,9 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
     if (opts.path === 'rx') {
       const engine = new RxEngine(opts.sa.nic, { inPlace: opts.inPlace, anyDirection: opts.anyDirection, esn: opts.esn, replayWindow: opts.replayWindow, natPorts: timeline.natPorts }, env);
       engine.linkTypes = linkTypes;
-      const emit = (c: RxCtx): void => emitRecord(c.oob, c.frame, c.out!, c.outRaw, opts.dropFailed && c.failed);
+      engine.deferOutput = true;
+      rxEngine = engine;
+      const emit = (c: RxCtx): void => emitRecord(c.oob, c.frame, c.out, c.out !== null ? c.out.length : c.outLen, c.outRaw, opts.dropFailed && c.failed, c);
       await pump(reader, runner, batchFrames, stop, syncLinkTypes, countIn, progress,
         () => new RxBatch(),
         (frames, i, b) => engine.prepare(frames, i, b as RxBatch),
@@ -136,7 +164,7 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
       engine.linkTypes = linkTypes;
       const emit = (c: TxCtx): void => {
         const drop = opts.dropFailed && c.failed;
-        emitRecord(c.oob, c.frame, c.out!, c.outRaw, drop);
+        emitRecord(c.oob, c.frame, c.out!, c.out!.length, c.outRaw, drop, null);
         // LSO: segments 2..n of the same input frame, same timestamp and interface, no OOB line.
         if (!drop) for (let i = 0; i < c.extra.length; i++) writeExtra(c.oob, c.frame, c.extra[i]!, c.outRaw);
       };
@@ -158,7 +186,9 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
   } finally {
     progress?.done();
     await runner.close();
-    await reader.close().catch(() => undefined);
+    // After a stop the source may be a pipe that never ends: do not wait for it to close.
+    if (stop?.stopped) void reader.close().catch(() => undefined);
+    else await reader.close().catch(() => undefined);
   }
 }
 
@@ -175,7 +205,7 @@ async function pump(
   reader: CaptureReader,
   runner: CryptoRunner,
   batchFrames: number,
-  stop: { stopped: boolean } | undefined,
+  stop: StopSignal | undefined,
   syncLinkTypes: () => void,
   countIn: (f: CaptureFrame[]) => void,
   progress: Progress | null,
@@ -189,6 +219,18 @@ async function pump(
   const free: AnyBatch[] = [];
   const inflight: { batch: AnyBatch; done: Promise<void> }[] = [];
   const depth = runner.depth;
+  // Wake-up for a read waiting on input when a stop is requested. Not Promise.race against one
+  // long-lived promise: every race would leave a reaction on it holding that batch's frames (and
+  // their input chunks) until the end of the run, so memory would grow with the input.
+  let wakeRead: ((v: null) => void) | null = null;
+  if (stop) stop.wake = () => { const w = wakeRead; wakeRead = null; w?.(null); };
+  const readBatch = (): Promise<CaptureFrame[] | null> => {
+    if (!stop) return reader.nextBatch(batchFrames);
+    return new Promise<CaptureFrame[] | null>((res, rej) => {
+      wakeRead = res;
+      reader.nextBatch(batchFrames).then(res, rej);
+    });
+  };
   let seen = 0;
   const framesIn = (): number => seen;
   const finishHead = async (): Promise<void> => {
@@ -201,7 +243,10 @@ async function pump(
   };
   for (;;) {
     if (stop?.stopped) break;
-    const frames = await reader.nextBatch(batchFrames);
+    // A stop request must not wait for input that may never come (a quiet pipe).
+    const frames = await readBatch();
+    wakeRead = null;
+    if (stop?.stopped) break;
     if (frames === null) break;
     // A live source with nothing new: finish what is in flight so it reaches the output now.
     if (frames.length === 0) { while (inflight.length) await finishHead(); continue; }

@@ -1,0 +1,254 @@
+/**
+ * Byte encoders for the rx OOB record: the JSON line (oobJson + '\n') and the pcapng packet
+ * comment (oobComment), written straight into an output buffer. They produce exactly the
+ * bytes of the string forms in oob.ts (test/perf-oob.test.ts cross-checks them); the string
+ * forms stay the reference and the fallback for anything unusual.
+ *
+ * Hot path (style.md): no per-frame strings or objects for the common record. Fixed parts are
+ * pre-encoded; the parts that repeat from frame to frame (SA name + handle, the status/flags
+ * block, the timestamp's date part) are encoded once and cached; numbers go through a small
+ * itoa. Only a non-null `detail` (failures, notes) is encoded per frame.
+ */
+import type { CaptureInterface } from '../capture/types.js';
+import type { CommentEncoder } from '../capture/pcapng.js';
+import { ISO_TS_MAX, tsToIso, writeIsoTs } from '../capture/timestamp.js';
+import { CRYPTO_STATUS_NAMES, oobComment, oobJson, type OobRecord } from './oob.js';
+
+const latin1 = (s: string): Uint8Array => Buffer.from(s, 'latin1');
+const utf8 = (s: string): Uint8Array => Buffer.from(s, 'utf8');
+
+/** Copy a short pre-encoded piece (a loop beats the native call for a few dozen bytes). */
+function put(dst: Uint8Array, o: number, src: Uint8Array): number {
+  const n = src.length;
+  if (n > 48) { dst.set(src, o); return o + n; }
+  for (let i = 0; i < n; i++) dst[o + i] = src[i]!;
+  return o + n;
+}
+
+const NULL = latin1('null');
+
+/**
+ * A number as JS prints it (`${n}`), at o; returns the end. Integers 0..2^32-1 by a digit loop,
+ * anything else (null, negative, fractional, huge) through String().
+ */
+export function putNum(dst: Buffer, o: number, n: number | null): number {
+  if (n === null) return put(dst, o, NULL);
+  if ((n >>> 0) !== n) return o + dst.write(String(n), o, 'latin1');
+  let len = 1;
+  for (let t = n; t >= 10; t = (t / 10) >>> 0) len++;
+  let p = o + len;
+  let v = n;
+  do {
+    const q = (v / 10) >>> 0;
+    dst[--p] = 48 + v - q * 10;
+    v = q;
+  } while (v !== 0);
+  return o + len;
+}
+
+const HEX = latin1('0123456789abcdef');
+
+/** `0x` and eight lowercase hex digits of an unsigned 32-bit value (hex32 of oob.ts). */
+function putHex32(dst: Uint8Array, o: number, v: number): number {
+  dst[o] = 48; // '0'
+  dst[o + 1] = 120; // 'x'
+  for (let i = 7; i >= 0; i--) {
+    dst[o + 2 + i] = HEX[v & 15]!;
+    v >>>= 4;
+  }
+  return o + 10;
+}
+
+const REPLAY_NAMES: readonly (string | null)[] = [null, 'ok', 'duplicate', 'too-old', 'off'];
+function replayIndex(r: OobRecord['replay']): number {
+  switch (r) {
+    case null: return 0;
+    case 'ok': return 1;
+    case 'duplicate': return 2;
+    case 'too-old': return 3;
+    case 'off': return 4;
+    default: return -1;
+  }
+}
+
+/** Record fields a cached block covers; -1 = outside the cached cases (string fallback). */
+function flagsCode(r: OobRecord): number {
+  const cd = r.cryptoDone;
+  const nc = r.nextCryptoDone;
+  const sd = r.saDeleteReq;
+  const cs = r.cryptoStatus;
+  if ((cd & 1) !== cd || (nc & 1) !== nc || (sd & 1) !== sd || (cs & 7) !== cs || cs >= CRYPTO_STATUS_NAMES.length) return -1;
+  return cd | (nc << 1) | (sd << 2) | (cs << 3);
+}
+
+/** Encoded `"handle":…,"sa":…,` (JSON) and ` sa=… handle=…` (comment) for one SA. */
+class SaPiece {
+  constructor(
+    readonly sa: string | null,
+    readonly handle: number | null,
+    readonly json: Uint8Array,
+    readonly comment: Uint8Array,
+  ) {}
+}
+
+const J_FRAME = latin1('{"frame":');
+const J_TS = latin1(',"ts":"');
+const J_PATH = latin1('","path":"rx","handle":');
+const J_SPI_NULL = latin1('null,"seq":');
+const J_SEQ = latin1(',"seq":');
+const J_SEQH = latin1(',"seqHigh":');
+const J_DETAIL_NULL = latin1('null}\n');
+const C_SPI = latin1(' spi=');
+const C_SEQ = latin1(' seq=');
+
+/** Most SA pieces kept (one per SA name; a capture rarely has more). */
+const SA_CACHE_MAX = 4096;
+
+/**
+ * Encodes rx OOB records. One instance per output; `load(r, iface, tsHi, tsLo)` then any of
+ * `lineBound`/`writeLine` and (as a CommentEncoder) `bound`/`write`.
+ */
+export class RxOobEncoder implements CommentEncoder {
+  private r: OobRecord | null = null;
+  private iface: CaptureInterface | null = null;
+  private tsHi = 0;
+  private tsLo = 0;
+  /** flagsCode | replayIndex << 6 of the loaded record, or -1 (string fallback). */
+  private code = -1;
+  private sa: SaPiece | null = null;
+  private detailJson: string | null = null;
+  private readonly saCache = new Map<string | null, SaPiece>();
+  /** `,"cryptoDone":…,"detail":` by code. */
+  private readonly jsonTail: (Uint8Array | undefined)[] = [];
+  /** `ipsecov2 rx: STATUS cryptoDone=… saDeleteReq=…` by flagsCode. */
+  private readonly commentHead: (Uint8Array | undefined)[] = [];
+  /** ` replay=…` by replay index. */
+  private readonly commentReplay: Uint8Array[] = REPLAY_NAMES.map((n) => latin1(n === null ? '' : ` replay=${n}`));
+
+  /** Take a record (rx path) and its frame's time (interface units, as read). */
+  load(r: OobRecord, iface: CaptureInterface, tsHi: number, tsLo: number): void {
+    this.r = r;
+    this.iface = iface;
+    this.tsHi = tsHi;
+    this.tsLo = tsLo;
+    const f = r.path === 'rx' ? flagsCode(r) : -1;
+    const ri = replayIndex(r.replay);
+    this.code = f < 0 || ri < 0 ? -1 : f | (ri << 6);
+    this.detailJson = r.detail === null ? null : JSON.stringify(r.detail);
+    this.sa = this.code < 0 ? null : this.saPiece(r.sa, r.handle);
+  }
+
+  private saPiece(sa: string | null, handle: number | null): SaPiece {
+    const p = this.saCache.get(sa);
+    if (p !== undefined && p.handle === handle) return p;
+    if (this.saCache.size >= SA_CACHE_MAX) this.saCache.clear();
+    const np = new SaPiece(
+      sa,
+      handle,
+      utf8(`${handle},"sa":${sa === null ? 'null' : JSON.stringify(sa)},"spi":`),
+      utf8(sa === null ? '' : ` sa=${sa} handle=${handle}`),
+    );
+    this.saCache.set(sa, np);
+    return np;
+  }
+
+  // ---- JSON line ----
+
+  /** Upper bound of the loaded record's JSON line in bytes (newline included). */
+  lineBound(): number {
+    if (this.code < 0) return this.fallbackLine().length * 3;
+    return 256 + ISO_TS_MAX + this.sa!.json.length + (this.detailJson === null ? 0 : this.detailJson.length * 3);
+  }
+
+  /** Write the loaded record's JSON line and '\n' at o (room: lineBound()); returns the end. */
+  writeLine(dst: Buffer, o: number): number {
+    const r = this.r!;
+    if (this.code < 0) return o + dst.write(this.fallbackLine(), o, 'utf8');
+    o = put(dst, o, J_FRAME);
+    o = putNum(dst, o, r.frame);
+    o = put(dst, o, J_TS);
+    o = writeIsoTs(this.iface!, this.tsHi, this.tsLo, dst, o);
+    o = put(dst, o, J_PATH);
+    o = put(dst, o, this.sa!.json);
+    if (r.spi === null) o = put(dst, o, J_SPI_NULL);
+    else {
+      dst[o++] = 34; // '"'
+      o = putHex32(dst, o, r.spi);
+      dst[o++] = 34;
+      o = put(dst, o, J_SEQ);
+    }
+    o = putNum(dst, o, r.seq);
+    o = put(dst, o, J_SEQH);
+    o = putNum(dst, o, r.seqHigh);
+    o = put(dst, o, this.tail(this.code));
+    if (this.detailJson === null) return put(dst, o, J_DETAIL_NULL);
+    o += dst.write(this.detailJson, o, 'utf8');
+    dst[o++] = 125; // '}'
+    dst[o++] = 10; // '\n'
+    return o;
+  }
+
+  /** The string form, with the frame's time (the record's `ts` may be left empty by the pipeline). */
+  private fallbackLine(): string {
+    const r = this.r!;
+    const ts = r.ts;
+    r.ts = tsToIso(this.iface!, this.tsHi, this.tsLo);
+    const s = oobJson(r) + '\n';
+    r.ts = ts;
+    return s;
+  }
+
+  private tail(code: number): Uint8Array {
+    let t = this.jsonTail[code];
+    if (t === undefined) {
+      const cs = (code >> 3) & 7;
+      const rep = REPLAY_NAMES[code >> 6];
+      t = latin1(
+        `,"cryptoDone":${code & 1},"nextCryptoDone":${(code >> 1) & 1},"saDeleteReq":${(code >> 2) & 1},` +
+          `"cryptoStatus":"${CRYPTO_STATUS_NAMES[cs]}","cryptoStatusCode":${cs},` +
+          `"replay":${rep === null ? 'null' : `"${rep}"`},"detail":`,
+      );
+      this.jsonTail[code] = t;
+    }
+    return t;
+  }
+
+  // ---- pcapng comment (CommentEncoder) ----
+
+  /** Upper bound of the loaded record's comment in UTF-8 bytes. */
+  bound(): number {
+    if (this.code < 0) return oobComment(this.r!).length * 3;
+    return 160 + this.sa!.comment.length + (this.r!.detail === null ? 0 : this.r!.detail.length * 3 + 3);
+  }
+
+  /** Write the loaded record's comment at o (room: bound()); returns the end. */
+  write(dst: Buffer, o: number): number {
+    const r = this.r!;
+    if (this.code < 0) return o + dst.write(oobComment(r), o, 'utf8');
+    o = put(dst, o, this.head(this.code & 63));
+    o = put(dst, o, this.sa!.comment);
+    if (r.spi !== null) {
+      o = put(dst, o, C_SPI);
+      o = putHex32(dst, o, r.spi);
+      o = put(dst, o, C_SEQ);
+      o = putNum(dst, o, r.seq);
+    }
+    o = put(dst, o, this.commentReplay[this.code >> 6]!);
+    if (r.detail !== null) {
+      dst[o++] = 32; // ' '
+      dst[o++] = 40; // '('
+      o += dst.write(r.detail, o, 'utf8');
+      dst[o++] = 41; // ')'
+    }
+    return o;
+  }
+
+  private head(f: number): Uint8Array {
+    let h = this.commentHead[f];
+    if (h === undefined) {
+      h = latin1(`ipsecov2 rx: ${CRYPTO_STATUS_NAMES[f >> 3]} cryptoDone=${f & 1} nextCryptoDone=${(f >> 1) & 1} saDeleteReq=${(f >> 2) & 1}`);
+      this.commentHead[f] = h;
+    }
+    return h;
+  }
+}
