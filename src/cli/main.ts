@@ -3,7 +3,7 @@
  * the SA file was bad, 2 usage error. User mistakes get one clear message, never a stack trace.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { realpathSync, statSync } from 'node:fs';
+import { chmodSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
@@ -288,6 +288,9 @@ export function buildProgram(result: { code: number }): Command {
     .option('--oob <file>', 'OOB output', 'demo.rx.jsonl')
     .action(async (o: { write: string; oob: string }) => {
       const dir = join(PKG_ROOT, 'fixtures', 'demo');
+      // git does not keep 0600: restore it on our own example so the demo shows no permission
+      // warning (a read-only install just keeps the warning).
+      try { chmodSync(join(dir, 'demo-sas.yaml'), 0o600); } catch { /* read-only install */ }
       process.stderr.write(`ipsecov2 demo: rx on ${join('fixtures', 'demo', 'demo.pcapng')} with ${join('fixtures', 'demo', 'demo-sas.yaml')}\n`);
       result.code = await runPath('rx', join(dir, 'demo.pcapng'), { sa: join(dir, 'demo-sas.yaml'), write: o.write, oob: o.oob }, program.opts());
       if (result.code === 0) process.stderr.write(`wrote ${o.write} and ${o.oob}; open with: tshark -r ${o.write} -T fields -e frame.number -e frame.comment\n`);
