@@ -55,7 +55,8 @@ interface Entry {
   family: 4 | 6 | 0;
 }
 
-function prefixMatch(p: Prefix, d: Uint8Array, off: number, len: number): boolean {
+/** Does the address at d[off..off+len) fall inside prefix `p` (same family)? */
+export function prefixMatch(p: Prefix, d: Uint8Array, off: number, len: number): boolean {
   if ((p.family === 4 ? 4 : 16) !== len) return false;
   let bits = p.len;
   let i = 0;

@@ -14,7 +14,7 @@
  * (their packets are reported `not-offloaded`).
  */
 import type { Bundle, Prefix } from '../sa/model.js';
-import type { BundleState } from './sad.js';
+import { prefixMatch, type BundleState } from './sad.js';
 
 interface Rule {
   state: BundleState;
@@ -26,17 +26,6 @@ interface Rule {
   srcPort: number;
   dstPort: number;
   score: number;
-}
-
-function prefixMatch(p: Prefix, d: Uint8Array, off: number): boolean {
-  let bits = p.len;
-  let i = 0;
-  for (; bits >= 8; bits -= 8, i++) if (p.addr[i] !== d[off + i]) return false;
-  if (bits > 0) {
-    const m = (0xff << (8 - bits)) & 0xff;
-    if ((p.addr[i]! & m) !== (d[off + i]! & m)) return false;
-  }
-  return true;
 }
 
 /** Specificity as one number (see the module comment): dst length, src length, protocol, ports. */
@@ -98,8 +87,8 @@ export class TxSelector {
       if (r.protocol >= 0 && r.protocol !== proto) continue;
       if (r.srcPort >= 0 && r.srcPort !== srcPort) continue;
       if (r.dstPort >= 0 && r.dstPort !== dstPort) continue;
-      if (r.dst && !prefixMatch(r.dst, d, dstOff)) continue;
-      if (r.src && !prefixMatch(r.src, d, srcOff)) continue;
+      if (r.dst && !prefixMatch(r.dst, d, dstOff, version === 4 ? 4 : 16)) continue;
+      if (r.src && !prefixMatch(r.src, d, srcOff, version === 4 ? 4 : 16)) continue;
       // Strictly greater: on a tie the earlier bundle (file order) keeps the packet.
       if (best === null || r.score > best.score) best = r;
     }
