@@ -60,6 +60,27 @@ describe('perf: OOB byte encoders', () => {
     }
   });
 
+  it('writeIsoTs = tsToIso along runs of frames (same second, second and word boundaries, mixed interfaces)', () => {
+    const rnd = prng(8);
+    const b = Buffer.alloc(ISO_TS_MAX);
+    const ifs = [iface(6), iface(9), iface(0), iface(3), iface(9, 5), iface(0x80 | 10), iface(6)];
+    for (let run = 0; run < 300; run++) {
+      const ifc = ifs[run % ifs.length]!;
+      const other = ifs[(run + 3) % ifs.length]!;
+      // start near a second boundary and near the 2^32 wrap of the low word
+      let hi = Math.floor(rnd() * 0x1000);
+      let lo = run % 3 === 0 ? 2 ** 32 - 1 - Math.floor(rnd() * 3000) : Math.floor(rnd() * 2 ** 32);
+      for (let k = 0; k < 200; k++) {
+        const useOther = rnd() < 0.05;
+        const i = useOther ? other : ifc;
+        const end = writeIsoTs(i, hi, lo, b, 0);
+        assert.equal(b.toString('latin1', 0, end), tsToIso(i, hi, lo), `run ${run} resol ${i.tsResol} ${hi} ${lo}`);
+        lo += 1 + Math.floor(rnd() * (rnd() < 0.1 ? 3000 : 30));
+        if (lo >= 2 ** 32) { lo -= 2 ** 32; hi++; }
+      }
+    }
+  });
+
   it('RxOobEncoder = oobJson + newline and oobComment, byte for byte', () => {
     const rnd = prng(11);
     const enc = new RxOobEncoder();

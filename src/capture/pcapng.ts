@@ -465,34 +465,46 @@ export function encodeEpbReserved(
   comment: CommentEncoder | null,
   flags: number | null,
 ): number {
-  buf.writeUInt32LE(BT_EPB, off);
-  buf.writeUInt32LE(ifId, off + 8);
-  buf.writeUInt32LE(tsHi >>> 0, off + 12);
-  buf.writeUInt32LE(tsLo >>> 0, off + 16);
-  buf.writeUInt32LE(cap, off + 20);
-  buf.writeUInt32LE((origLen < cap ? cap : origLen) >>> 0, off + 24);
+  u32le(buf, BT_EPB, off);
+  u32le(buf, ifId, off + 8);
+  u32le(buf, tsHi >>> 0, off + 12);
+  u32le(buf, tsLo >>> 0, off + 16);
+  u32le(buf, cap, off + 20);
+  u32le(buf, (origLen < cap ? cap : origLen) >>> 0, off + 24);
   let o = off + 28 + cap;
   const padded = off + 28 + pad4(cap);
   while (o < padded) buf[o++] = 0;
   if (comment !== null) {
     const end = comment.write(buf, o + 4);
-    buf.writeUInt16LE(OPT_COMMENT, o);
-    buf.writeUInt16LE(end - o - 4, o + 2);
+    u16le(buf, OPT_COMMENT, o);
+    u16le(buf, end - o - 4, o + 2);
     o = end;
     while (((o - off) & 3) !== 0) buf[o++] = 0;
   }
   if (flags !== null) {
-    buf.writeUInt16LE(EPB_FLAGS, o);
-    buf.writeUInt16LE(4, o + 2);
-    buf.writeUInt32LE(flags >>> 0, o + 4);
+    u16le(buf, EPB_FLAGS, o);
+    u16le(buf, 4, o + 2);
+    u32le(buf, flags >>> 0, o + 4);
     o += 8;
   }
   if (comment !== null || flags !== null) {
-    buf.writeUInt32LE(0, o); // opt_endofopt
+    u32le(buf, 0, o); // opt_endofopt
     o += 4;
   }
   const size = o + 4 - off;
-  buf.writeUInt32LE(size, off + 4);
-  buf.writeUInt32LE(size, o);
+  u32le(buf, size, off + 4);
+  u32le(buf, size, o);
   return o + 4;
+}
+
+/** Little-endian stores by bytes (no argument checks: the hot path's values are in range). */
+function u32le(buf: Uint8Array, v: number, o: number): void {
+  buf[o] = v;
+  buf[o + 1] = v >>> 8;
+  buf[o + 2] = v >>> 16;
+  buf[o + 3] = v >>> 24;
+}
+function u16le(buf: Uint8Array, v: number, o: number): void {
+  buf[o] = v;
+  buf[o + 1] = v >>> 8;
 }

@@ -151,25 +151,49 @@ export const ISO_TS_MAX = 64;
 /** Date part cache of writeIsoTs: the second it is for and its bytes ("…T12:34:56."). */
 let bytesSec = Number.NaN;
 let bytesPrefix: Uint8Array = new Uint8Array(0);
+/**
+ * Fast path of writeIsoTs: frames of the same second on the same interface (decimal resolution,
+ * no offset) differ only in the low word. The last second seen: its interface, tsHi, first tsLo
+ * (may be negative), length in units, and units → ns factor.
+ */
+let fastIface: CaptureInterface | null = null;
+let fastHi = 0;
+let fastLo = 0;
+let fastSpan = 0;
+let fastMul = 0;
 
 /**
  * {@link tsToIso} written as bytes at `o` (at most ISO_TS_MAX); returns the end. The date part
  * is encoded once per second, only the nine fractional digits are written per frame.
  */
 export function writeIsoTs(iface: CaptureInterface, tsHi: number, tsLo: number, dst: Uint8Array, o: number): number {
-  tsToSecFrac(iface, tsHi, tsLo, 9);
-  const sec = SEC_FRAC[0];
-  if (sec !== bytesSec) {
-    bytesSec = sec;
-    bytesPrefix = Buffer.from(isoSeconds(sec) + '.', 'latin1');
+  let f: number;
+  const rel = tsLo - fastLo;
+  if (iface === fastIface && tsHi === fastHi && rel >= 0 && rel < fastSpan) {
+    f = rel * fastMul;
+  } else {
+    tsToSecFrac(iface, tsHi, tsLo, 9);
+    const sec = SEC_FRAC[0];
+    f = SEC_FRAC[1];
+    if (sec !== bytesSec) {
+      bytesSec = sec;
+      bytesPrefix = Buffer.from(isoSeconds(sec) + '.', 'latin1');
+    }
+    const res = iface.tsResol;
+    if (res >= 0 && res <= 9 && iface.tsOffset === 0) {
+      // the units of this second are [tsLo - frac/mul, + 10^res) (the start may lie in the
+      // previous tsHi: only frames with this tsHi ever match)
+      fastMul = POW10[9 - res]!;
+      fastIface = iface;
+      fastHi = tsHi;
+      fastLo = tsLo - f / fastMul;
+      fastSpan = POW10[res]!;
+    } else fastIface = null;
   }
-  const p = bytesPrefix;
-  const n = p.length;
-  for (let i = 0; i < n; i++) dst[o + i] = p[i]!;
-  o += n;
-  let f = SEC_FRAC[1];
+  dst.set(bytesPrefix, o);
+  o += bytesPrefix.length;
   for (let i = 8; i >= 0; i--) {
-    const q = Math.floor(f / 10);
+    const q = (f / 10) | 0;
     dst[o + i] = 48 + f - q * 10;
     f = q;
   }

@@ -40,11 +40,12 @@ const OUT_NONE = 0;
 const OUT_TRANSPORT = 1;
 const OUT_TUNNEL = 2;
 
-/** Copy src[a, b) to dst at o: a loop for headers, set() for payloads. */
+/** Copy src[a, b) to dst at o (a byte loop only for a few bytes: set() is ~20 ns flat). */
 function copyBytes(src: Uint8Array, a: number, b: number, dst: Uint8Array, o: number): void {
   const n = b - a;
-  if (n <= 64) for (let i = 0; i < n; i++) dst[o + i] = src[a + i]!;
-  else dst.set(src.subarray(a, b), o);
+  if (n <= 8) for (let i = 0; i < n; i++) dst[o + i] = src[a + i]!;
+  // a plain Uint8Array view: Buffer#subarray goes through the species constructor (2x slower)
+  else dst.set(new Uint8Array(src.buffer, src.byteOffset + a, n), o);
 }
 
 /** Sequence numbers this close to 2^32 on a non-ESN SA raise SaDeleteReq ("about to run out"). */
@@ -258,7 +259,7 @@ export class RxEngine {
     const aux = auxLen ? jobs.alloc(auxLen) : 0;
     if (aux < 0) { jobs.used = off; return false; }
     const data = jobs.data;
-    data.set(d.subarray(regionStart, ip.end), off);
+    copyBytes(d, regionStart, ip.end, data, off);
     const j = jobs.addJob();
     const m = jobs.meta;
     const b = j * 12;
@@ -576,8 +577,11 @@ export class RxEngine {
     // Transport: L2 header, IP header up to the IPsec header, payload; then fix protocol and length.
     const ip = c.ip;
     const hdrEnd = c.outHdrEnd;
-    copyBytes(d, 0, ip.off, dst, o);
-    copyBytes(d, ip.off, hdrEnd, dst, o + l3);
+    if (ip.off === l3) copyBytes(d, 0, hdrEnd, dst, o); // L2 and IP headers are contiguous
+    else {
+      copyBytes(d, 0, ip.off, dst, o);
+      copyBytes(d, ip.off, hdrEnd, dst, o + l3);
+    }
     copyBytes(src, c.outA, c.outB, dst, o + l3 + (hdrEnd - ip.off));
     dst[o + l3 + (ip.protoFieldOff - ip.off)] = c.outNh;
     setIpLength(dst, o + l3, o + c.outLen);

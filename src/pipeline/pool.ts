@@ -80,7 +80,9 @@ class WorkerRunner implements CryptoRunner {
   private closing = false;
 
   constructor(n: number) {
-    this.depth = Math.max(2, n * 2);
+    // Two batches per worker keep every worker busy while the main thread works; more only hold
+    // memory (each batch pins its job buffers, its backup and its frames' input chunks).
+    this.depth = Math.max(2, Math.min(n * 2, n + 2));
     for (let i = 0; i < n; i++) this.slots.push(this.spawn());
   }
 

@@ -140,12 +140,23 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
       for (let i = linkTypes.length; i < ifaces.length; i++) linkTypes.push(ifaces[i]!.linkType);
     };
     const countIn = (frames: CaptureFrame[]): void => {
+      // link types counted per run of frames from one interface (one Map update per batch)
+      let runIf = -1;
+      let run = 0;
+      let bytes = 0;
       for (let i = 0; i < frames.length; i++) {
         const f = frames[i]!;
-        stats.framesIn++;
-        stats.bytesIn += f.data.length;
-        stats.linkTypes.add(String(linkTypes[f.ifId] ?? -1));
+        bytes += f.data.length;
+        if (f.ifId !== runIf) {
+          if (run > 0) stats.linkTypes.add(String(linkTypes[runIf] ?? -1), run);
+          runIf = f.ifId;
+          run = 0;
+        }
+        run++;
       }
+      if (run > 0) stats.linkTypes.add(String(linkTypes[runIf] ?? -1), run);
+      stats.framesIn += frames.length;
+      stats.bytesIn += bytes;
     };
     const batchFrames = opts.batchFrames ?? 512;
     if (opts.path === 'rx') {
