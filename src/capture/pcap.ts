@@ -94,6 +94,8 @@ export class PcapParser implements FormatParser {
           `record at byte offset ${inp.offset} claims ${incl} captured bytes, over the limit of ${maxLen}; stopped reading`,
           true,
         );
+        // Counted as unreadable: the rest of the input is lost, the run must not look complete.
+        st.skippedRecords++;
         return PARSE_STOP;
       }
       const total = PCAP_RECORD_HEADER_LEN + incl;

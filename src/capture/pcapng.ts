@@ -87,12 +87,14 @@ export class PcapngParser implements FormatParser {
         else if (bom === 0x4d3c2b1a) le = false;
         else {
           st.warn(inp.offset, `section header block at byte offset ${inp.offset} has a bad byte-order magic ${hex(bom)}; stopped reading`, true);
+          st.skippedRecords++; // the rest of the input is lost
           return PARSE_STOP;
         }
         const major = dv.getUint16(pos + 12, le);
         if (major !== 1) {
           // §4.1: a different major version means an incompatible format
           st.warn(inp.offset, `section at byte offset ${inp.offset} is pcapng version ${major}.${dv.getUint16(pos + 14, le)}; only 1.x is supported; stopped reading`, true);
+          st.skippedRecords++; // the rest of the input is lost
           return PARSE_STOP;
         }
         this.le = le;
@@ -103,6 +105,7 @@ export class PcapngParser implements FormatParser {
       if (len < 12 || (len & 3) !== 0) {
         // §3.1: Block Total Length is a multiple of 4 and covers at least type + 2 lengths
         st.warn(inp.offset, `block at byte offset ${inp.offset} (type ${hex(type)}) has an invalid length ${len}; stopped reading`, true);
+        st.skippedRecords++; // the rest of the input is lost
         return PARSE_STOP;
       }
       const wanted = type === BT_EPB || type === BT_SPB || type === BT_PB || type === BT_IDB || type === BT_SHB;
