@@ -8,6 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { exportTsharkArgs } from '../src/sa/export.js';
 import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,9 +93,10 @@ test('tshark decrypts tx output: valid ICV, sequence numbers, original payload a
         const trailer = Buffer.from([...Array.from({ length: pad }, (_, k) => k + 1), pad, nh]);
         expect.push({ spi, seq: 100 + i, plain: hex(payload) + hex(trailer), icv: s.integrity !== 'none' || enc.aead, label: `${s.encryption}/${s.integrity}${s.icv ? '/' + s.icv : ''} ${sh.mode} ${sh.inner}in${sh.outer}${sh.udp ? ' udp' : ''}`, udp6: sh.udp && sh.outer === 6 });
       });
-      const ek = esp.encryptionKey.length ? '0x' + hex(esp.encryptionKey) : '';
-      const ak = esp.integrityKey.length ? '0x' + hex(esp.integrityKey) : '';
-      uat.push('-o', `uat:esp_sa:"IPv${sh.outer}","*","*","0x${spi.toString(16).padStart(8, '0')}","${s.tsEnc}","${ek}","${s.tsAuth}","${ak}"`);
+      // The keys reach tshark the way a user's would: `sa export --to wireshark` (its -o form).
+      const args = exportTsharkArgs(doc);
+      assert.ok(args.length > 4, `sa export wrote no record for ${s.encryption}/${s.integrity}`);
+      uat.push(...args.slice(4));
     }
   }
   const dir = mkdtempSync(join(tmpdir(), 'tx-tshark-'));
