@@ -53,16 +53,21 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Write a pcap of Ethernet/IPv4/UDP frames with `payload` bytes to 10.1.<net>.7. */
-function writePlain(path: string, frames: number, payload: number, net: number): void {
-  const fd = openSync(path + '.tmp', 'w');
+/** pcap global header (little-endian, microseconds, Ethernet). */
+function pcapHeader(snaplen: number): Buffer {
   const gh = Buffer.alloc(24);
   gh.writeUInt32LE(0xa1b2c3d4, 0);
   gh.writeUInt16LE(2, 4);
   gh.writeUInt16LE(4, 6);
-  gh.writeUInt32LE(262144, 16);
+  gh.writeUInt32LE(snaplen, 16);
   gh.writeUInt32LE(1, 20);
-  writeSync(fd, gh);
+  return gh;
+}
+
+/** Write a pcap of Ethernet/IPv4/UDP frames with `payload` bytes to 10.1.<net>.7. */
+function writePlain(path: string, frames: number, payload: number, net: number): void {
+  const fd = openSync(path + '.tmp', 'w');
+  writeSync(fd, pcapHeader(262144));
   const ipLen = 20 + 8 + payload;
   const flen = 14 + ipLen;
   const rec = 16 + flen;
@@ -214,13 +219,7 @@ function main(): void {
     // memory must stay flat (no allocation of the claimed size).
     const adv = join(DATA, 'adversarial.pcap');
     const fd = openSync(adv, 'w');
-    const gh = Buffer.alloc(24);
-    gh.writeUInt32LE(0xa1b2c3d4, 0);
-    gh.writeUInt16LE(2, 4);
-    gh.writeUInt16LE(4, 6);
-    gh.writeUInt32LE(0xffffffff, 16);
-    gh.writeUInt32LE(1, 20);
-    writeSync(fd, gh);
+    writeSync(fd, pcapHeader(0xffffffff));
     const rec = Buffer.alloc(16 + 64);
     for (let i = 0; i < 100000; i++) {
       rec.writeUInt32LE(i, 0);
