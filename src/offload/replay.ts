@@ -25,6 +25,10 @@ export class ReplayWindow {
 
   /** ESN high bits the SA starts with (the SA file's sequence.high). */
   private readonly startHigh: number;
+  /** W - 1 when W is a power of two (then pos() is the low bits of the low half), else -1. */
+  private readonly mask: number;
+  /** 2^32 mod W. */
+  private readonly two32ModW: number;
 
   constructor(size: number, initialHigh: number) {
     this.size = size;
@@ -32,6 +36,8 @@ export class ReplayWindow {
     this.startHigh = this.th;
     this.ph = this.th;
     this.bits = new Uint8Array(size > 0 ? size : 1);
+    this.mask = size > 0 && size <= 0x40000000 && (size & (size - 1)) === 0 ? size - 1 : -1;
+    this.two32ModW = size > 0 ? TWO32 % size : 0;
   }
 
   /**
@@ -94,7 +100,8 @@ export class ReplayWindow {
   }
 
   private pos(h: number, l: number): number {
+    if (this.mask >= 0) return l & this.mask; // 2^32 is a multiple of W
     const w = this.size;
-    return ((h % w) * (TWO32 % w) + (l % w)) % w;
+    return ((h % w) * this.two32ModW + (l % w)) % w;
   }
 }

@@ -40,12 +40,40 @@ const OUT_NONE = 0;
 const OUT_TRANSPORT = 1;
 const OUT_TUNNEL = 2;
 
-/** Copy src[a, b) to dst at o (a byte loop only for a few bytes: set() is ~20 ns flat). */
+/**
+ * Copy src[a, b) to dst at o. A view + set() costs ~60 ns flat (Node 20), an unrolled byte loop
+ * ~1.1 ns a byte: the loop for headers up to 48 bytes.
+ */
 function copyBytes(src: Uint8Array, a: number, b: number, dst: Uint8Array, o: number): void {
   const n = b - a;
-  if (n <= 8) for (let i = 0; i < n; i++) dst[o + i] = src[a + i]!;
+  if (n <= 48) {
+    let i = 0;
+    for (; i + 4 <= n; i += 4) {
+      dst[o + i] = src[a + i]!;
+      dst[o + i + 1] = src[a + i + 1]!;
+      dst[o + i + 2] = src[a + i + 2]!;
+      dst[o + i + 3] = src[a + i + 3]!;
+    }
+    for (; i < n; i++) dst[o + i] = src[a + i]!;
+  }
   // a plain Uint8Array view: Buffer#subarray goes through the species constructor (2x slower)
   else dst.set(new Uint8Array(src.buffer, src.byteOffset + a, n), o);
+}
+
+/**
+ * A job's data: the frame's bytes [regionStart, regionStart + len) at `off`; with AH, the mutable
+ * IP fields and the ICV field zeroed (RFC 4302 §3.3.3.1) and the expected [IV][ICV] at `aux`.
+ */
+function fillRegion(c: RxCtx, d: Uint8Array, ip: IpInfo, regionStart: number, len: number, ahOff: number, ahLen: number, auxLen: number, data: Uint8Array, off: number, aux: number): void {
+  copyBytes(d, regionStart, regionStart + len, data, off);
+  if (c.hasAh) {
+    const rel = ahOff - regionStart;
+    if (ip.version === 4) zeroMutableIpv4(data, off);
+    else zeroMutableIpv6(data, off, off + rel);
+    const icvField = off + rel + 12;
+    data.set(data.subarray(icvField, icvField + auxLen), aux);
+    data.fill(0, icvField, off + rel + ahLen);
+  }
 }
 
 /** Sequence numbers this close to 2^32 on a non-ESN SA raise SaDeleteReq ("about to run out"). */
@@ -259,7 +287,7 @@ export class RxEngine {
     const aux = auxLen ? jobs.alloc(auxLen) : 0;
     if (aux < 0) { jobs.used = off; return false; }
     const data = jobs.data;
-    copyBytes(d, regionStart, ip.end, data, off);
+    fillRegion(c, d, ip, regionStart, len, ahOff, ahLen, auxLen, data, off, aux);
     const j = jobs.addJob();
     const m = jobs.meta;
     const b = j * 12;
@@ -272,14 +300,7 @@ export class RxEngine {
     let op = 0;
     if (c.hasAh) {
       op |= Op.AH_VERIFY;
-      const rel = ahOff - regionStart;
-      // RFC 4302 §3.3.3.1: mutable IP fields and the whole ICV field count as zero.
-      if (ip.version === 4) zeroMutableIpv4(data, off);
-      else zeroMutableIpv6(data, off, off + rel);
-      const icvField = off + rel + 12;
-      data.set(data.subarray(icvField, icvField + auxLen), aux);
-      data.fill(0, icvField, off + rel + ahLen);
-      m[b + J.AH] = rel;
+      m[b + J.AH] = ahOff - regionStart;
       m[b + J.AUX] = aux;
     }
     if (c.hasEsp) {
@@ -292,6 +313,25 @@ export class RxEngine {
     c.job = j;
     c.regionFrameOff = regionStart;
     return true;
+  }
+
+  /**
+   * Write the job data of `batch` again into `data` (a buffer as large as the one sent), from the
+   * frames and the prepare-time state, for a retry after a crypto worker died with the batch
+   * (pool.ts): rx job bytes are a function of the frames, so no backup copy is needed. `meta` is
+   * the batch's job table as built by prepare.
+   */
+  rebuildJobs(batch: RxBatch, data: Uint8Array, meta: Int32Array): void {
+    for (let k = 0; k < batch.n; k++) {
+      const c = batch.ctx[k]!;
+      if (c.job < 0) continue;
+      const b = c.job * 12;
+      const st = c.state!;
+      const ip = c.ip;
+      const regionStart = c.regionFrameOff;
+      const auxLen = c.hasAh ? st.bundle.ah!.icvLength + this.ahIvLen(st) : 0;
+      fillRegion(c, c.frame.data, ip, regionStart, ip.end - regionStart, c.ips.off, c.ips.ahLen, auxLen, data, meta[b + J.OFF]!, c.hasAh ? meta[b + J.AUX]! : 0);
+    }
   }
 
   /** Create the SA's transforms on this thread (once) and remember its definition for workers. */

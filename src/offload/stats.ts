@@ -4,10 +4,38 @@
 import { CRYPTO_STATUS_NAMES, type OobRecord } from './oob.js';
 
 export class OutcomeCounts {
-  readonly counts = new Map<string, number>();
-  add(k: string, n = 1): void { this.counts.set(k, (this.counts.get(k) ?? 0) + n); }
+  private readonly map = new Map<string, number>();
+  /**
+   * Adds to the same key as the previous add are only counted here (frames of a capture mostly
+   * repeat one outcome: no Map lookup per frame) and reach the map before any other key does,
+   * so its insertion order is still the order of first occurrence.
+   */
+  private runKey: string | null = null;
+  private runN = 0;
+
+  /** Every key's count, in order of first occurrence. */
+  get counts(): Map<string, number> {
+    this.flush();
+    return this.map;
+  }
+
+  add(k: string, n = 1): void {
+    if (k === this.runKey) { this.runN += n; return; }
+    this.flush();
+    this.runKey = k;
+    this.runN = n;
+  }
+
   get(k: string): number { return this.counts.get(k) ?? 0; }
   toJSON(): Record<string, number> { return Object.fromEntries([...this.counts.entries()].sort()); }
+
+  private flush(): void {
+    const k = this.runKey;
+    if (k === null) return;
+    this.map.set(k, (this.map.get(k) ?? 0) + this.runN);
+    this.runKey = null;
+    this.runN = 0;
+  }
 }
 
 export class RunStats {
@@ -35,11 +63,17 @@ export class RunStats {
       if (r.replay === 'duplicate' || r.replay === 'too-old') this.replayDrops++;
     }
     if (r.sa !== null) {
-      let m = this.perSa.get(r.sa);
+      let m = r.sa === this.lastSa ? this.lastSaCounts : this.perSa.get(r.sa);
       if (!m) { m = new OutcomeCounts(); this.perSa.set(r.sa, m); }
+      this.lastSa = r.sa;
+      this.lastSaCounts = m;
       m.add(k);
     }
   }
+
+  /** The SA of the previous record and its counts (one Map lookup per change of SA). */
+  private lastSa: string | null = null;
+  private lastSaCounts: OutcomeCounts | undefined = undefined;
 
   toJSON(): object {
     return {

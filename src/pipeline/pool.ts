@@ -5,8 +5,9 @@
  * never depends on the worker count.
  *
  * Faults: a worker that dies (or reports an error) is replaced and its batch retried once on
- * another worker from a backup copy; if that fails too, the batch's frames get an internal-error
- * result (CRYPTO_GENERIC_ERROR in the OOB record) and the run goes on.
+ * another worker from a backup copy (rx: only the job table; the data is rebuilt from the frames);
+ * if that fails too, the batch's frames get an internal-error result (CRYPTO_GENERIC_ERROR in the
+ * OOB record) and the run goes on.
  */
 import { Worker } from 'node:worker_threads';
 import { JOB_FIELDS, J, JobBatch, runJobs, SlotTable, WORKER_FAULT, type SlotDef } from '../offload/jobs.js';
@@ -16,9 +17,17 @@ export interface CryptoRunner {
   readonly depth: number;
   /** Batches whose crypto failed for good (worker faults). */
   readonly faults: number;
-  run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>): Promise<void>;
+  /**
+   * Run a batch's jobs. `rebuild`, when given, rewrites the batch's job data into a buffer as
+   * large as `jobs.data` from the job table `meta` (as sent): a retry then needs no backup copy
+   * of the data, only of the (small) job table.
+   */
+  run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, rebuild?: Rebuild): Promise<void>;
   close(): Promise<void>;
 }
+
+/** Writes a batch's job data again (see CryptoRunner.run). */
+export type Rebuild = (data: Uint8Array, meta: Int32Array) => void;
 
 export function createCryptoRunner(workers: number): CryptoRunner {
   return workers > 0 ? new WorkerRunner(workers) : new InlineRunner();
@@ -51,13 +60,18 @@ function defineMissing(table: SlotTable, jobs: JobBatch, slotDefs: ReadonlyMap<n
 interface Pending {
   jobs: JobBatch;
   backup: Backup;
+  /** Rewrites the job data for a retry (then the backup holds only the job table). */
+  rebuild: Rebuild | null;
+  /** Size of the data buffer as sent. */
+  dataLen: number;
   resolve: () => void;
   tries: number;
 }
 
 /** A batch's job bytes as sent, kept for a retry; reused from batch to batch. */
 interface Backup {
-  data: Uint8Array;
+  /** null when the batch can be rebuilt. */
+  data: Uint8Array | null;
   meta: Int32Array;
 }
 
@@ -122,16 +136,24 @@ class WorkerRunner implements CryptoRunner {
       // Second failure: give up on this batch, mark every job as an internal error. The backup
       // becomes the batch's buffers (not reused as a backup again).
       this.faults++;
-      p.jobs.data = p.backup.data;
+      p.jobs.data = this.restoreData(p);
       p.jobs.meta = p.backup.meta;
       for (let i = 0; i < p.jobs.count; i++) p.jobs.meta[i * JOB_FIELDS + J.RESULT] = WORKER_FAULT;
       p.resolve();
       return;
     }
     // Restore from the backup copy and send again (to the next live worker).
-    p.jobs.data = p.backup.data.slice();
+    p.jobs.data = p.backup.data !== null ? p.backup.data.slice() : this.restoreData(p);
     p.jobs.meta = p.backup.meta.slice();
     this.dispatch(p);
+  }
+
+  /** The batch's job data as sent: the backup itself (last use), or rebuilt from the frames. */
+  private restoreData(p: Pending): Uint8Array {
+    if (p.backup.data !== null) return p.backup.data;
+    const data = new Uint8Array(new ArrayBuffer(p.dataLen));
+    p.rebuild!(data, p.backup.meta);
+    return data;
   }
 
   /** Backups of finished batches, for the next ones (no 2 MB allocation per batch). */
@@ -145,21 +167,22 @@ class WorkerRunner implements CryptoRunner {
    * Copy the batch's used bytes and jobs into a backup as large as the batch's buffers (so
    * the offsets in a retried batch stay valid).
    */
-  private backupOf(jobs: JobBatch): Backup {
+  private backupOf(jobs: JobBatch, withData: boolean): Backup {
     let b = this.spareBackups.pop();
-    if (b === undefined || b.data.length !== jobs.data.length || b.meta.length !== jobs.meta.length) {
-      b = { data: new Uint8Array(new ArrayBuffer(jobs.data.length)), meta: new Int32Array(new ArrayBuffer(jobs.meta.length * 4)) };
-    }
-    b.data.set(jobs.data.subarray(0, jobs.used));
+    if (b === undefined || (withData && (b.data === null || b.data.length !== jobs.data.length)) || b.meta.length !== jobs.meta.length) {
+      b = { data: withData ? new Uint8Array(new ArrayBuffer(jobs.data.length)) : null, meta: new Int32Array(new ArrayBuffer(jobs.meta.length * 4)) };
+    } else if (!withData) b.data = null;
+    if (b.data !== null) b.data.set(jobs.data.subarray(0, jobs.used));
     b.meta.set(jobs.meta.subarray(0, jobs.count * JOB_FIELDS));
     return b;
   }
 
-  run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>): Promise<void> {
+  run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, rebuild?: Rebuild): Promise<void> {
     this.slotDefs = slotDefs;
     return new Promise<void>((resolve) => {
-      // Kept so a batch lost with a dying worker can be retried (one memcpy of the used bytes).
-      const p: Pending = { jobs, backup: this.backupOf(jobs), resolve, tries: 0 };
+      // Kept so a batch lost with a dying worker can be retried: the job table, and the data
+      // (one memcpy of the used bytes) unless the batch can be rebuilt.
+      const p: Pending = { jobs, backup: this.backupOf(jobs, rebuild === undefined), rebuild: rebuild ?? null, dataLen: jobs.data.length, resolve, tries: 0 };
       this.dispatch(p);
     });
   }

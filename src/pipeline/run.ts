@@ -14,7 +14,7 @@ import { oobComment, type OobRecord } from '../offload/oob.js';
 import { RxOobEncoder } from '../offload/oob-encode.js';
 import { RunStats } from '../offload/stats.js';
 import { SaTimeline } from './timeline.js';
-import { createCryptoRunner, type CryptoRunner } from './pool.js';
+import { createCryptoRunner, type CryptoRunner, type Rebuild } from './pool.js';
 import { OutputFile } from './output.js';
 import { Progress } from './progress.js';
 
@@ -169,7 +169,8 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
         () => new RxBatch(),
         (frames, i, b) => engine.prepare(frames, i, b as RxBatch),
         (b) => engine.process(b as RxBatch, emit),
-        engine.slotDefs, writer, oobOut);
+        engine.slotDefs, writer, oobOut,
+        (b) => (data, meta) => engine.rebuildJobs(b as RxBatch, data, meta));
     } else {
       const engine = new TxEngine(opts.sa, { ivSeed: opts.ivSeed, mtu: opts.mtu }, env, timeline);
       engine.linkTypes = linkTypes;
@@ -226,6 +227,8 @@ async function pump(
   slotDefs: ReadonlyMap<number, import('../offload/jobs.js').SlotDef>,
   writer: CaptureWriter | null,
   oobOut: OutputFile | null,
+  /** How to rewrite a batch's job data for a retry (rx); without it the pool keeps a copy. */
+  rebuildOf?: (b: AnyBatch) => Rebuild,
 ): Promise<void> {
   const free: AnyBatch[] = [];
   const inflight: { batch: AnyBatch; done: Promise<void> }[] = [];
@@ -268,7 +271,7 @@ async function pump(
     while (i < frames.length) {
       const b = free.pop() ?? newBatch();
       i += prepare(frames, i, b);
-      inflight.push({ batch: b, done: runner.run(b.jobs, slotDefs) });
+      inflight.push({ batch: b, done: runner.run(b.jobs, slotDefs, rebuildOf?.(b)) });
       if (inflight.length >= depth) await finishHead();
     }
     progress?.tick(framesIn());
