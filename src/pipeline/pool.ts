@@ -83,6 +83,7 @@ interface Slot {
 }
 
 const WORKER_URL = new URL('./worker.js', import.meta.url);
+const WORKER_YOUNG_GEN_MB = 4;
 
 class WorkerRunner implements CryptoRunner {
   readonly depth: number;
@@ -96,15 +97,25 @@ class WorkerRunner implements CryptoRunner {
   constructor(n: number) {
     // Two batches per worker keep every worker busy while the main thread works; more only hold
     // memory (each batch pins its job buffers, its backup and its frames' input chunks).
-    this.depth = Math.max(2, Math.min(n * 2, n + 2));
-    for (let i = 0; i < n; i++) this.slots.push(this.spawn());
+    // Never more than 4 in flight: beyond that batches only pin memory (2 MB of job data and
+    // their input chunks each) without adding throughput on the cores there are.
+    this.depth = Math.max(2, Math.min(n * 2, n + 2, 4));
+    this.size = n;
+  }
+
+  /** Workers are started with the first batch that has crypto to do (pass-through starts none). */
+  private readonly size: number;
+  private ensureStarted(): void {
+    while (this.slots.length < this.size) this.slots.push(this.spawn());
   }
 
   /** Workers started so far (replacements included); passed to workers for fault injection. */
   private spawned = 0;
 
   private spawn(): Slot {
-    const worker = new Worker(WORKER_URL, { env: process.env, workerData: { index: this.spawned++ } });
+    // A crypto worker holds almost no JS heap: a small young generation keeps each isolate's
+    // footprint (and so peak RSS with many workers) down.
+    const worker = new Worker(WORKER_URL, { env: process.env, workerData: { index: this.spawned++ }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB } });
     const slot: Slot = { worker, known: new Set(), busy: new Map(), dead: false };
     worker.on('message', (msg: { id: number; data: ArrayBuffer; meta: ArrayBuffer; error?: string }) => {
       const p = slot.busy.get(msg.id);
@@ -179,6 +190,8 @@ class WorkerRunner implements CryptoRunner {
 
   run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, rebuild?: Rebuild): Promise<void> {
     this.slotDefs = slotDefs;
+    if (jobs.count === 0) return Promise.resolve(); // nothing to send: no message round trip
+    this.ensureStarted();
     return new Promise<void>((resolve) => {
       // Kept so a batch lost with a dying worker can be retried: the job table, and the data
       // (one memcpy of the used bytes) unless the batch can be rebuilt.
