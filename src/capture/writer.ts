@@ -355,11 +355,7 @@ class Writer implements CaptureWriter {
 
   writeFrame(ifId: number, tsHi: number, tsLo: number, data: Uint8Array, origLen: number, comment: string | null, epbFlags: number | null = null): void {
     if (this.sink.closedByPeer) return;
-    const iface = this.ifaces[ifId];
-    if (iface === undefined || this.closed) {
-      this.checkOpen();
-      throw new CaptureWriteError(`${this.label}: frame for undeclared output interface ${ifId} (${this.ifaces.length} declared)`);
-    }
+    const iface = this.ifaceFor(ifId);
     if (this.pcapng) {
       let cb = -1;
       if (comment !== null) {
@@ -383,17 +379,23 @@ class Writer implements CaptureWriter {
     this.bytesWritten += size;
   }
 
+  /** The declared output interface `ifId`; throws for an undeclared one or a closed writer. */
+  private ifaceFor(ifId: number): CaptureInterface {
+    const iface = this.ifaces[ifId];
+    if (iface === undefined || this.closed) {
+      this.checkOpen();
+      throw new CaptureWriteError(`${this.label}: frame for undeclared output interface ${ifId} (${this.ifaces.length} declared)`);
+    }
+    return iface;
+  }
+
   get frameBuf(): Buffer {
     return this.buf;
   }
 
   reserveFrame(ifId: number, tsHi: number, tsLo: number, capLen: number, origLen: number, comment: CommentEncoder | null, epbFlags: number | null = null): number {
     if (this.sink.closedByPeer) return -1;
-    const iface = this.ifaces[ifId];
-    if (iface === undefined || this.closed) {
-      this.checkOpen();
-      throw new CaptureWriteError(`${this.label}: frame for undeclared output interface ${ifId} (${this.ifaces.length} declared)`);
-    }
+    const iface = this.ifaceFor(ifId);
     if (this.pcapng) {
       let cb = -1;
       if (comment !== null) {
