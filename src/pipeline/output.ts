@@ -30,7 +30,9 @@ export class OutputFile {
   static async open(target: string): Promise<OutputFile> {
     if (target === '-') return new OutputFile(target, process.stdout, null);
     const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
-    const s = createWriteStream(tmp, { flags: 'w', mode: 0o644 });
+    // A high-water mark of a few output buffers: flush() then waits only when the disk is really
+    // behind, so OOB writing overlaps with processing.
+    const s = createWriteStream(tmp, { flags: 'w', mode: 0o644, highWaterMark: 4 * OUT_BUF });
     await new Promise<void>((res, rej) => { s.once('open', () => res()); s.once('error', rej); });
     return new OutputFile(target, s, tmp);
   }
