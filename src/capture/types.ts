@@ -26,7 +26,7 @@ export interface CaptureInterface {
  * long as it is referenced (readers never reuse chunk memory), so callers may decrypt in place.
  */
 export interface CaptureFrame {
-  /** 1-based frame number in the input, counting every packet record. */
+  /** 1-based frame number: counts the frames delivered (an unreadable record is a warning, not a frame). */
   index: number;
   /** Global interface id (index into reader.interfaces). */
   ifId: number;
