@@ -158,7 +158,7 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
       stats.framesIn += frames.length;
       stats.bytesIn += bytes;
     };
-    const batchFrames = opts.batchFrames ?? 512;
+    const batchFrames = opts.batchFrames ?? 1024;
     if (opts.path === 'rx') {
       const engine = new RxEngine(opts.sa.nic, { inPlace: opts.inPlace, anyDirection: opts.anyDirection, esn: opts.esn, replayWindow: opts.replayWindow, natPorts: timeline.natPorts }, env);
       engine.linkTypes = linkTypes;
