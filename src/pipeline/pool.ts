@@ -99,7 +99,7 @@ class WorkerRunner implements CryptoRunner {
     // memory (each batch pins its job buffers, its backup and its frames' input chunks).
     // Never more than 4 in flight: beyond that batches only pin memory (2 MB of job data and
     // their input chunks each) without adding throughput on the cores there are.
-    this.depth = Math.max(2, Math.min(n * 2, n + 2, 4));
+    this.depth = Math.max(2, Math.min(n + 1, 4));
     this.size = n;
   }
 
