@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeL2, L2Info, setL2Family, TypeField } from '../src/packet/l2.js';
-import { decodeIp, fixIpv4Checksum, formatAddr, IpError, IpInfo, ipv4ChecksumOk } from '../src/packet/ip.js';
+import { decodeIp, fixIpv4Checksum, IpError, IpInfo, ipv4ChecksumOk } from '../src/packet/ip.js';
+import { formatIp } from '../src/sa/addr.js';
 import { IpsecInfo, IpsecKind, locateIpsec } from '../src/packet/ipsec.js';
 import { zeroMutableIpv4, zeroMutableIpv6 } from '../src/packet/mutable.js';
 
@@ -77,7 +78,7 @@ test('ip: IPv4 lengths, options, fragments, truncation', () => {
   decodeIp(V4_ESP, 0, V4_ESP.length, ip);
   assert.equal(ip.error, IpError.None);
   assert.deepEqual([ip.version, ip.payloadOff, ip.proto, ip.end, ip.fragment, ip.options], [4, 20, 50, 48, false, false]);
-  assert.equal(formatAddr(V4_ESP, ip.dstOff, 4), '192.0.2.1');
+  assert.equal(formatIp(V4_ESP.subarray(ip.dstOff, ip.dstOff + 4)), '192.0.2.1');
   const cut = V4_ESP.subarray(0, 40);
   decodeIp(cut, 0, cut.length, ip);
   assert.equal(ip.error, IpError.Truncated);
@@ -105,7 +106,7 @@ test('ip: IPv6 walks hop-by-hop, routing and destination options; fragment heade
   decodeIp(v6, 0, v6.length, ip);
   assert.equal(ip.error, IpError.None);
   assert.deepEqual([ip.payloadOff, ip.proto, ip.protoFieldOff, ip.extHeaders], [56, 50, 48, true]);
-  assert.equal(formatAddr(v6, ip.dstOff, 16), '2001::2');
+  assert.equal(formatIp(v6.subarray(ip.dstOff, ip.dstOff + 16)), '2001::2');
   const fr = hex('60000000 0010 2c 40' + '20010000000000000000000000000001' + '20010000000000000000000000000002' + '32000001 00000001' + '0000c001 00000001');
   decodeIp(fr, 0, fr.length, ip);
   assert.equal(ip.fragment, true);

@@ -5,6 +5,8 @@
  */
 
 /** CryptoStatus values of ndis.h (spec/ipsecov2.md §5.2). Not Linux's bit flags. */
+import { hex32 } from '../sa/bundle.js';
+
 export const CryptoStatus = {
   CRYPTO_SUCCESS: 0,
   CRYPTO_GENERIC_ERROR: 1,
@@ -64,9 +66,7 @@ export class OobRecord {
   }
 }
 
-export function hex32(v: number): string {
-  return '0x' + (v >>> 0).toString(16).padStart(8, '0');
-}
+export { hex32 };
 
 function str(s: string | null): string {
   return s === null ? 'null' : JSON.stringify(s);

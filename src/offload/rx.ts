@@ -14,7 +14,7 @@ import type { CaptureFrame } from '../capture/types.js';
 import type { NicProfile } from '../sa/model.js';
 import { decodeL2, L2Info, setL2Family } from '../packet/l2.js';
 import { decodeIp, IpError, IpInfo, PROTO_AH, PROTO_ESP, PROTO_IPV4, PROTO_IPV6, PROTO_NONE, setIpLength } from '../packet/ip.js';
-import { IpsecInfo, IpsecKind, locateIpsec } from '../packet/ipsec.js';
+import { IpsecInfo, IpsecKind, locateIpsec, readU32 } from '../packet/ipsec.js';
 import { zeroMutableIpv4, zeroMutableIpv6 } from '../packet/mutable.js';
 import { OpenResult } from '../crypto/types.js';
 import { CryptoStatus, hex32, OobRecord, type CryptoStatusCode } from './oob.js';
@@ -99,7 +99,6 @@ export class RxCtx {
   ahSeq = 0;
   hasAh = false;
   hasEsp = false;
-  espOffFrame = 0;
   /** Output bytes (the frame's own data when unchanged); null while the output is deferred. */
   out: Uint8Array | null = null;
   /**
@@ -265,7 +264,6 @@ export class RxEngine {
       c.espSeq = ips.seq;
     }
     if (ip.error === IpError.Truncated) return this.syntax(c, st, `frame cut short by the capture: ${ip.detail}`);
-    c.espOffFrame = espOff;
     // ESN high bits: inferred (default) or pushed (the NDIS way).
     if (b.esn) {
       if (c.hasEsp) c.espSeqH = this.opts.esn === 'pushed' ? st.pushedHigh : st.espReplay!.inferHigh(c.espSeq);
@@ -754,6 +752,3 @@ export function checkTrailer(d: Uint8Array, ptStart: number, ptEnd: number): str
   return null;
 }
 
-function readU32(d: Uint8Array, o: number): number {
-  return ((d[o]! << 24) | (d[o + 1]! << 16) | (d[o + 2]! << 8) | d[o + 3]!) >>> 0;
-}

@@ -5,6 +5,9 @@
  * caller-owned buffer at an offset; nothing allocates.
  */
 import { foldSum, onesSum, PROTO_AH, PROTO_ESP, PROTO_UDP } from './ip.js';
+import { writeU32 } from './ipsec.js';
+
+export { writeU32 };
 
 /** Outer TTL / hop limit of tunnel headers (RFC 4301 §5.1.2.1: "constructed"; 64 is the usual default). */
 export const TUNNEL_TTL = 64;
@@ -40,12 +43,6 @@ export function writeU16(d: Uint8Array, o: number, v: number): void {
   d[o + 1] = v & 0xff;
 }
 
-export function writeU32(d: Uint8Array, o: number, v: number): void {
-  d[o] = v >>> 24;
-  d[o + 1] = (v >>> 16) & 0xff;
-  d[o + 2] = (v >>> 8) & 0xff;
-  d[o + 3] = v & 0xff;
-}
 
 /**
  * ESP header (SPI, low 32 bits of the sequence number) at `o` (RFC 4303 §2.1–2.2). The IV follows

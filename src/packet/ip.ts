@@ -173,22 +173,3 @@ export function setIpLength(d: Uint8Array, off: number, end: number): void {
     d[off + 5] = plen & 0xff;
   }
 }
-
-/** Format an address at d[off..off+len) for messages. */
-export function formatAddr(d: Uint8Array, off: number, len: number): string {
-  if (len === 4) return `${d[off]}.${d[off + 1]}.${d[off + 2]}.${d[off + 3]}`;
-  const parts: string[] = [];
-  for (let i = 0; i < 16; i += 2) parts.push(((d[off + i]! << 8) | d[off + i + 1]!).toString(16));
-  // Compress the longest run of zero groups (RFC 5952).
-  let best = -1, bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (parts[i] === '0') {
-      let j = i;
-      while (j < 8 && parts[j] === '0') j++;
-      if (j - i > bestLen) { best = i; bestLen = j - i; }
-      i = j;
-    } else i++;
-  }
-  if (best < 0) return parts.join(':');
-  return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
-}

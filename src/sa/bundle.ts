@@ -226,8 +226,9 @@ function readSpi(r: Reader, f: Fields): number {
   return spi;
 }
 
+/** An SPI as 0x%08x (the form SA files, reports and OOB records use). */
 export function hex32(n: number): string {
-  return `0x${n.toString(16).padStart(8, '0')}`;
+  return `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
 }
 
 /** "20 bytes expected (16 key + 4 salt), got 16 — the 4-byte salt is missing?" and friends. */
