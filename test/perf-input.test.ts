@@ -1,7 +1,8 @@
 /**
  * The read-ahead of regular files (ChunkedInput reading the next chunk at a headroom offset)
  * against the plain stream path: same frames, warnings, byte offsets and counters, for random
- * record sizes, chunk sizes, oversized blocks (skips) and truncated ends.
+ * record sizes, chunk sizes, oversized blocks (skips) and truncated ends; and with chunks reused
+ * (recycleBefore) while earlier batches are still held.
  */
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openCapture, openCaptureStream, type CaptureReader } from '../src/capture/reader.js';
+import type { CaptureFrame } from '../src/capture/types.js';
 import { buildPcap, bytesOf, chunked, NgBuilder, prng } from './helpers/capture-util.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'ipsecov2-perf-input-'));
@@ -27,6 +29,28 @@ async function drain(r: CaptureReader, batch: number): Promise<Seen> {
   for (let b = await r.nextBatch(batch); b; b = await r.nextBatch(batch)) {
     for (const f of b) frames.push(`${f.index}/${f.ifId}/${f.tsHi}/${f.tsLo}/${f.origLen}/${f.data.toString('hex')}`);
   }
+  await r.close();
+  return { frames, warnings: r.warnings.map((w) => `${w.offset}: ${w.message}`), truncated: r.truncated, skipped: r.skippedRecords, bytesRead: r.bytesRead };
+}
+
+/**
+ * Like drain, but holding the last `hold` batches (as a pipeline holds batches in flight) and
+ * calling recycleBefore with the oldest frame still held: frames must keep their bytes until then.
+ */
+async function drainRecycling(r: CaptureReader, batch: number, hold: number): Promise<Seen> {
+  const frames: string[] = [];
+  const held: CaptureFrame[][] = [];
+  const take = (b: CaptureFrame[]): void => {
+    for (const f of b) frames.push(`${f.index}/${f.ifId}/${f.tsHi}/${f.tsLo}/${f.origLen}/${f.data.toString('hex')}`);
+  };
+  for (let b = await r.nextBatch(batch); b; b = await r.nextBatch(batch)) {
+    held.push(b);
+    while (held.length > hold) {
+      take(held.shift()!);
+      r.recycleBefore!(held.length > 0 ? held[0]![0]! : null);
+    }
+  }
+  for (const b of held) take(b);
   await r.close();
   return { frames, warnings: r.warnings.map((w) => `${w.offset}: ${w.message}`), truncated: r.truncated, skipped: r.skippedRecords, bytesRead: r.bytesRead };
 }
@@ -58,6 +82,10 @@ describe('perf: file read-ahead = stream reading', () => {
       const fromFile = await drain(await openCapture(p, opts), batch);
       const fromStream = await drain(await openCaptureStream(chunked(bytes, 1, 5000, t), 'x', opts), batch);
       assert.deepEqual(fromFile.frames, fromStream.frames);
+      // chunks reused once the frames in them are released: the frames still held keep their bytes
+      const recycled = await drainRecycling(await openCapture(p, opts), batch, 1 + (t % 4));
+      assert.deepEqual(recycled.frames, fromStream.frames);
+      assert.deepEqual(recycled.warnings.map((w) => w.replace(p, 'x')), fromStream.warnings);
       assert.deepEqual(fromFile.warnings.map((w) => w.replace(p, 'x')), fromStream.warnings);
       assert.equal(fromFile.truncated, fromStream.truncated);
       assert.equal(fromFile.skipped, fromStream.skipped);

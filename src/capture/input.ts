@@ -111,6 +111,16 @@ export class IterableSource implements ByteSource {
   }
 }
 
+/** Chunk reads kept in flight ahead of the parser (regular files). */
+const READ_AHEAD = 3;
+
+interface AheadRead {
+  p: Promise<number>;
+  buf: Buffer;
+  /** File position of the read. */
+  at: number;
+}
+
 /** Smallest read worth issuing before starting a fresh chunk instead. */
 const MIN_READ = 4096;
 /**
@@ -135,11 +145,20 @@ export class ChunkedInput {
   private readonly chunkSize: number;
   /** HEADROOM, or less for small chunk sizes. */
   private readonly headroom: number;
-  /** Read-ahead (positional sources only): the next chunk being read, its bytes at HEADROOM. */
-  private ahead: Promise<number> | null = null;
-  private aheadBuf: Buffer | null = null;
+  /**
+   * Read-ahead (positional sources only): the next chunks being read, in file order, each with
+   * its bytes at the headroom. Several, so that a read queued behind output writes in libuv's
+   * thread pool is still done before the parser needs it.
+   */
+  private readonly ahead: AheadRead[] = [];
   /** Source position of the next read-ahead. */
   private filePos = 0;
+  /**
+   * Chunks the parser has left, oldest first: frames handed out may still point into them until
+   * the caller says they are done ({@link recycleBefore}); then standard-size ones are reused.
+   */
+  private readonly retired: Buffer[] = [];
+  private readonly spare: Buffer[] = [];
 
   constructor(
     private readonly source: ByteSource,
@@ -151,32 +170,44 @@ export class ChunkedInput {
     this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, 0);
   }
 
-  /** Start reading the next chunk (positional sources). */
-  private prefetch(): void {
-    const nb = Buffer.allocUnsafeSlow(this.headroom + this.chunkSize);
-    const at = this.filePos;
-    this.aheadBuf = nb;
-    const p = this.source.readAt!(nb, this.headroom, this.chunkSize, at).then((got) => {
-      this.filePos = at + got;
-      return got;
-    });
-    p.catch(() => undefined); // awaited later (or at close): not an unhandled rejection meanwhile
-    this.ahead = p;
+  /** Keep READ_AHEAD chunk reads in flight (positional sources). */
+  private fill(): void {
+    while (this.ahead.length < READ_AHEAD) {
+      const nb = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.headroom + this.chunkSize);
+      const at = this.filePos;
+      const p = this.source.readAt!(nb, this.headroom, this.chunkSize, at);
+      p.catch(() => undefined); // awaited later (or at close): not an unhandled rejection meanwhile
+      this.ahead.push({ p, buf: nb, at });
+      this.filePos = at + this.chunkSize;
+    }
   }
 
-  /** Take the read-ahead chunk as the current one, keeping the unparsed tail in front of it. */
+  /** Drop the reads in flight (their bytes are not wanted); resume reading at `pos`. */
+  private async cancelAhead(pos: number): Promise<void> {
+    for (const a of this.ahead.splice(0)) {
+      await a.p.catch(() => 0);
+      this.spare.push(a.buf);
+    }
+    this.filePos = pos;
+  }
+
+  /** Take the next read-ahead chunk as the current one, keeping the unparsed tail in front of it. */
   private async advance(): Promise<void> {
-    if (this.ahead === null) this.prefetch();
-    const got = await this.ahead!;
-    const nb = this.aheadBuf!;
-    this.ahead = null;
-    this.aheadBuf = null;
+    if (this.ahead.length === 0) this.fill();
+    const a = this.ahead.shift()!;
+    const got = await a.p;
+    const nb = a.buf;
     if (got === 0) {
       this.eof = true;
+      this.spare.push(nb);
+      await this.cancelAhead(a.at);
       return;
     }
+    // A short read before the end: the reads queued after it start at the wrong place.
+    if (got < this.chunkSize) await this.cancelAhead(a.at + got);
     this.bytesRead += got;
     const tail = this.end - this.pos;
+    const old = this.buf;
     if (tail <= this.headroom) {
       const at = this.headroom - tail;
       if (tail > 0) this.buf.copy(nb, at, this.pos, this.end);
@@ -189,13 +220,29 @@ export class ChunkedInput {
       const m = Buffer.allocUnsafeSlow(Math.max(this.chunkSize, tail + got));
       this.buf.copy(m, 0, this.pos, this.end);
       nb.copy(m, tail, this.headroom, this.headroom + got);
+      this.spare.push(nb);
       this.base += this.pos;
       this.buf = m;
       this.pos = 0;
       this.end = tail + got;
     }
+    if (old.length > 0) this.retired.push(old);
     this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
-    this.prefetch();
+    this.fill();
+  }
+
+  /**
+   * The caller is done with every frame read before `live` (the oldest frame it still holds; null:
+   * none): the chunks before the one `live` points into are reused for later reads. Without
+   * calls, chunks are left to the garbage collector.
+   */
+  recycleBefore(live: Uint8Array | null): void {
+    const r = this.retired;
+    const ab = live === null ? null : live.buffer;
+    let n = 0;
+    while (n < r.length && r[n]!.buffer !== ab) n++;
+    // not among the retired chunks: it is in the current one, so every retired chunk is free
+    for (const b of r.splice(0, n)) if (b.length === this.headroom + this.chunkSize && this.spare.length < READ_AHEAD + 2) this.spare.push(b);
   }
 
   /** Absolute input offset of `pos`. */
@@ -260,26 +307,33 @@ export class ChunkedInput {
     if (this.source.readAt !== undefined) {
       if (this.eof) return false;
       // a regular file: drop what the read-ahead holds of the skipped bytes, keep the rest
-      if (this.ahead !== null) {
-        const got = await this.ahead;
-        const nb = this.aheadBuf!;
-        this.ahead = null;
-        this.aheadBuf = null;
+      while (this.ahead.length > 0) {
+        const a = this.ahead.shift()!;
+        const got = await a.p;
         if (got > want) {
+          if (got < this.chunkSize) await this.cancelAhead(a.at + got);
           this.bytesRead += got;
           this.base += this.end + want - (this.headroom + want);
-          this.buf = nb;
+          if (this.buf.length > 0) this.retired.push(this.buf);
+          this.buf = a.buf;
           this.pos = this.headroom + want;
           this.end = this.headroom + got;
-          this.dv = new DataView(nb.buffer, nb.byteOffset, nb.length);
-          this.prefetch();
+          this.dv = new DataView(a.buf.buffer, a.buf.byteOffset, a.buf.length);
+          this.fill();
           return true;
         }
+        this.spare.push(a.buf);
         this.bytesRead += got;
         this.base += got;
         want -= got;
+        if (got < this.chunkSize) {
+          // the end of the file (or a short read): resume right after it
+          await this.cancelAhead(a.at + got);
+          break;
+        }
       }
       // like a seek: the caller bounds n by the file size; reading past the end gives 0 later
+      await this.cancelAhead(this.filePos);
       this.filePos += want;
       this.base += want;
       this.bytesRead += want;
@@ -296,11 +350,7 @@ export class ChunkedInput {
   }
 
   async close(): Promise<void> {
-    if (this.ahead !== null) {
-      await this.ahead.catch(() => 0);
-      this.ahead = null;
-      this.aheadBuf = null;
-    }
+    for (const a of this.ahead.splice(0)) await a.p.catch(() => 0);
     return this.source.close();
   }
 }

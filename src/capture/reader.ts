@@ -63,6 +63,11 @@ export interface CaptureReader {
    * Frames' data are views into chunks the reader never reuses.
    */
   nextBatch(max: number): Promise<CaptureFrame[] | null>;
+  /**
+   * The caller no longer uses frames delivered before `live` (the oldest frame it still holds, or
+   * null for none): their memory may be reused for later input. Optional to call.
+   */
+  recycleBefore?(live: CaptureFrame | null): void;
   /** Release the file or stream. Idempotent. */
   close(): Promise<void>;
 }
@@ -127,6 +132,10 @@ class Reader implements CaptureReader {
       }
     }
     return out.length > 0 ? out : null;
+  }
+
+  recycleBefore(live: CaptureFrame | null): void {
+    this.input.recycleBefore(live === null ? null : live.data);
   }
 
   private async finish(): Promise<void> {

@@ -231,7 +231,11 @@ async function pump(
   rebuildOf?: (b: AnyBatch) => Rebuild,
 ): Promise<void> {
   const free: AnyBatch[] = [];
-  const inflight: { batch: AnyBatch; done: Promise<void> }[] = [];
+  /** Batches in flight, with the first frame of each (input memory before it can be reused). */
+  const inflight: { batch: AnyBatch; done: Promise<void>; first: CaptureFrame }[] = [];
+  /** The frames read and not yet prepared: cur[curAt..]. */
+  let cur: CaptureFrame[] = [];
+  let curAt = 0;
   const depth = runner.depth;
   // Wake-up for a read waiting on input when a stop is requested. Not Promise.race against one
   // long-lived promise: every race would leave a reaction on it holding that batch's frames (and
@@ -252,6 +256,9 @@ async function pump(
     await h.done;
     process(h.batch);
     free.push(h.batch);
+    // Every frame before the oldest one still held has been written out: its input chunk can
+    // take later input (no fresh pages, no garbage).
+    reader.recycleBefore?.(inflight.length > 0 ? inflight[0]!.first : curAt < cur.length ? cur[curAt]! : null);
     if (writer) await writer.flush();
     if (oobOut) await oobOut.flush();
   };
@@ -268,10 +275,13 @@ async function pump(
     countIn(frames);
     seen += frames.length;
     let i = 0;
+    cur = frames;
     while (i < frames.length) {
       const b = free.pop() ?? newBatch();
+      const first = frames[i]!;
       i += prepare(frames, i, b);
-      inflight.push({ batch: b, done: runner.run(b.jobs, slotDefs, rebuildOf?.(b)) });
+      curAt = i;
+      inflight.push({ batch: b, done: runner.run(b.jobs, slotDefs, rebuildOf?.(b)), first });
       if (inflight.length >= depth) await finishHead();
     }
     progress?.tick(framesIn());
