@@ -95,12 +95,14 @@ class WorkerRunner implements CryptoRunner {
   private closing = false;
 
   constructor(n: number) {
-    // Two batches per worker keep every worker busy while the main thread works; more only hold
-    // memory (each batch pins its job buffers, its backup and its frames' input chunks).
-    // Never more than 4 in flight: beyond that batches only pin memory (2 MB of job data and
-    // their input chunks each) without adding throughput on the cores there are.
-    this.depth = Math.max(2, Math.min(n + 1, 4));
-    this.size = n;
+    // One batch more than there are workers keeps every worker busy while the main thread
+    // works. Never more than 3 in flight: the main thread (read, SA state, write) is the bound,
+    // it keeps at most 2-3 workers busy (crypto is 0.3-1 µs a frame against 2-4 µs of main-thread
+    // work), and each batch in flight pins 2 MB of job data and its frames' input chunks.
+    this.depth = Math.max(2, Math.min(n + 1, 3));
+    // A worker beyond the batches that can be in flight could never be busy: not started (each
+    // costs an isolate, ~10 MB of RSS).
+    this.size = Math.min(n, this.depth);
   }
 
   /** Workers are started with the first batch that has crypto to do (pass-through starts none). */
