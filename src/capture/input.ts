@@ -1,14 +1,14 @@
 /**
  * Chunked input for the capture readers: bytes arrive from a file descriptor or a stream into
- * chunks the reader allocates (1 MiB by default) and never reuses, so frames handed out as
- * `subarray` views stay valid for as long as anyone holds them, and memory stays flat (a chunk
- * is collected once its frames are dropped). A record split across two chunks is assembled by
- * copying the partial tail into the next chunk (gopacket's ReadPacketData makes the same trade:
- * fresh memory per packet batch, no reuse).
+ * chunks the reader allocates (1 MiB by default), so frames handed out as `subarray` views stay
+ * valid for as long as anyone holds them, and memory stays flat (a chunk is collected once its
+ * frames are dropped). A record split across two chunks is assembled by copying the partial tail
+ * into the next chunk. The one exception to "never reused": a caller that says it is done with
+ * the frames before a given one (recycleBefore) lets regular-file chunks take later input.
  *
  * Regular files are read ahead by ChunkedInput itself: while the caller parses one chunk, the
- * next chunk is already being read, straight into its own (fresh) memory at a small headroom
- * offset, so switching chunks costs one copy of the partial record, not of the whole chunk.
+ * next few are already being read, straight into their own memory at a small headroom offset,
+ * so switching chunks costs one copy of the partial record, not of the whole chunk.
  */
 import type { FileHandle } from 'node:fs/promises';
 
@@ -332,8 +332,8 @@ export class ChunkedInput {
           break;
         }
       }
-      // like a seek: the caller bounds n by the file size; reading past the end gives 0 later
-      await this.cancelAhead(this.filePos);
+      // like a seek (nothing is read ahead now): the caller bounds n by the file size; reading
+      // past the end gives 0 later
       this.filePos += want;
       this.base += want;
       this.bytesRead += want;

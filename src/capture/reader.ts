@@ -60,7 +60,7 @@ export interface CaptureReader {
   /**
    * Up to `max` frames, in input order; null at end of input. A batch may be shorter than `max`
    * when the buffered input runs out (so a live pipe is not held back waiting for more).
-   * Frames' data are views into chunks the reader never reuses.
+   * Frames' data are views into chunks the reader reuses only after recycleBefore says so.
    */
   nextBatch(max: number): Promise<CaptureFrame[] | null>;
   /**

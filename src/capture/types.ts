@@ -23,7 +23,8 @@ export interface CaptureInterface {
 
 /**
  * One captured frame. `data` is a view into a chunk owned by the reader; it stays valid for as
- * long as it is referenced (readers never reuse chunk memory), so callers may decrypt in place.
+ * long as it is referenced, unless the caller has released it with the reader's recycleBefore,
+ * so callers may decrypt in place.
  */
 export interface CaptureFrame {
   /** 1-based frame number: counts the frames delivered (an unreadable record is a warning, not a frame). */

@@ -111,6 +111,11 @@ class WorkerRunner implements CryptoRunner {
     while (this.slots.length < this.size) this.slots.push(this.spawn());
   }
 
+  /** Workers running now (started with the first batch that has crypto to do). */
+  get started(): number {
+    return this.slots.length;
+  }
+
   /** Workers started so far (replacements included); passed to workers for fault injection. */
   private spawned = 0;
 
