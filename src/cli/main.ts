@@ -52,6 +52,9 @@ interface PathOpts extends GlobalOpts {
   maxFrame?: string;
 }
 
+/** Running from dist/src/bundle/cli.js (scripts/bundle.mjs) rather than the separate modules. */
+const BUNDLED = /[\\/]dist[\\/]src[\\/]bundle[\\/]/.test(fileURLToPath(import.meta.url));
+
 /** Which crypto paths are active (for --version). */
 function cryptoBackendInfo(): string {
   const ci = cryptoIndex as unknown as { CRYPTO_BACKEND?: string; desBackend?: () => string; cryptoBackendInfo?: () => string };
@@ -231,7 +234,7 @@ export function buildProgram(result: { code: number }): Command {
   program
     .name('ipsecov2')
     .description('Emulates a Windows NDIS IPsec Offload Version 2 NIC over packet captures: verifies and decrypts\nESP/AH (rx) or encrypts (tx) every frame and reports, per frame, what the NIC would indicate.')
-    .version(`ipsecov2 ${version()} (${cryptoBackendInfo()})`, '-V, --version')
+    .version(`ipsecov2 ${version()} (${cryptoBackendInfo()}; code: ${BUNDLED ? 'bundle' : 'modules'})`, '-V, --version')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'machine-readable summaries')
     .showHelpAfterError('(run with --help for usage)')

@@ -12,7 +12,7 @@
 import type { CaptureInterface } from '../capture/types.js';
 import type { CommentEncoder } from '../capture/pcapng.js';
 import { ISO_TS_MAX, tsToIso, writeIsoTs } from '../capture/timestamp.js';
-import { CRYPTO_STATUS_NAMES, oobComment, oobJson, type OobRecord } from './oob.js';
+import { CRYPTO_STATUS_NAMES, hex32, oobComment, oobJson, type OobRecord } from './oob.js';
 
 const latin1 = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 const utf8 = (s: string): Uint8Array => Buffer.from(s, 'utf8');
@@ -46,19 +46,6 @@ export function putNum(dst: Buffer, o: number, n: number | null): number {
   return o + len;
 }
 
-const HEX = latin1('0123456789abcdef');
-
-/** `0x` and eight lowercase hex digits of an unsigned 32-bit value (hex32 of oob.ts). */
-function putHex32(dst: Uint8Array, o: number, v: number): number {
-  dst[o] = 48; // '0'
-  dst[o + 1] = 120; // 'x'
-  for (let i = 7; i >= 0; i--) {
-    dst[o + 2 + i] = HEX[v & 15]!;
-    v >>>= 4;
-  }
-  return o + 10;
-}
-
 const REPLAY_NAMES: readonly (string | null)[] = [null, 'ok', 'duplicate', 'too-old', 'off'];
 function replayIndex(r: OobRecord['replay']): number {
   switch (r) {
@@ -81,25 +68,55 @@ function flagsCode(r: OobRecord): number {
   return cd | (nc << 1) | (sd << 2) | (cs << 3);
 }
 
-/** Encoded `"handle":…,"sa":…,` (JSON) and ` sa=… handle=…` (comment) for one SA. */
+/**
+ * One SA's pieces: `","path":"rx","handle":…,"sa":…,"spi":"0x…","seq":` (JSON) and, by flags code,
+ * `ipsecov2 rx: STATUS … sa=… handle=… spi=0x… seq=` (comment), for the SPI last seen with it (an
+ * SA has one SPI, so one frame's pieces are a few set() calls). `spi` null: the SPI-less forms.
+ */
 class SaPiece {
+  private spiKey = -2;
+  private jsonBlock: Uint8Array = NULL;
+  private readonly commentBlock: (Uint8Array | undefined)[] = [];
+
   constructor(
     readonly sa: string | null,
     readonly handle: number | null,
-    readonly json: Uint8Array,
-    readonly comment: Uint8Array,
   ) {}
+
+  private key(spi: number | null): void {
+    const k = spi === null ? -1 : spi;
+    if (k === this.spiKey) return;
+    this.spiKey = k;
+    const sa = this.sa;
+    this.jsonBlock = utf8(`","path":"rx","handle":${this.handle},"sa":${sa === null ? 'null' : JSON.stringify(sa)},"spi":${spi === null ? 'null' : `"${hex32(spi)}"`},"seq":`);
+    this.commentBlock.length = 0;
+  }
+
+  json(spi: number | null): Uint8Array {
+    this.key(spi);
+    return this.jsonBlock;
+  }
+
+  /** The comment up to the sequence number (or the replay part when there is no SPI). */
+  comment(spi: number | null, flags: number): Uint8Array {
+    this.key(spi);
+    let b = this.commentBlock[flags];
+    if (b === undefined) {
+      const sa = this.sa;
+      b = utf8(
+        `ipsecov2 rx: ${CRYPTO_STATUS_NAMES[flags >> 3]} cryptoDone=${flags & 1} nextCryptoDone=${(flags >> 1) & 1} saDeleteReq=${(flags >> 2) & 1}` +
+          (sa === null ? '' : ` sa=${sa} handle=${this.handle}`) +
+          (spi === null ? '' : ` spi=${hex32(spi)} seq=`),
+      );
+      this.commentBlock[flags] = b;
+    }
+    return b;
+  }
 }
 
 const J_FRAME = latin1('{"frame":');
 const J_TS = latin1(',"ts":"');
-const J_PATH = latin1('","path":"rx","handle":');
-const J_SPI_NULL = latin1('null,"seq":');
-const J_SEQ = latin1(',"seq":');
 const J_SEQH = latin1(',"seqHigh":');
-const J_DETAIL_NULL = latin1('null}\n');
-const C_SPI = latin1(' spi=');
-const C_SEQ = latin1(' seq=');
 
 /** Most SA pieces kept (one per SA name; a capture rarely has more). */
 const SA_CACHE_MAX = 4096;
@@ -118,10 +135,9 @@ export class RxOobEncoder implements CommentEncoder {
   private sa: SaPiece | null = null;
   private detailJson: string | null = null;
   private readonly saCache = new Map<string | null, SaPiece>();
-  /** `,"cryptoDone":…,"detail":` by code. */
+  /** `,"cryptoDone":…,"detail":` by code, and the same followed by `null}\n`. */
   private readonly jsonTail: (Uint8Array | undefined)[] = [];
-  /** `ipsecov2 rx: STATUS cryptoDone=… saDeleteReq=…` by flagsCode. */
-  private readonly commentHead: (Uint8Array | undefined)[] = [];
+  private readonly jsonTailNull: (Uint8Array | undefined)[] = [];
   /** ` replay=…` by replay index. */
   private readonly commentReplay: Uint8Array[] = REPLAY_NAMES.map((n) => latin1(n === null ? '' : ` replay=${n}`));
 
@@ -142,12 +158,7 @@ export class RxOobEncoder implements CommentEncoder {
     const p = this.saCache.get(sa);
     if (p !== undefined && p.handle === handle) return p;
     if (this.saCache.size >= SA_CACHE_MAX) this.saCache.clear();
-    const np = new SaPiece(
-      sa,
-      handle,
-      utf8(`${handle},"sa":${sa === null ? 'null' : JSON.stringify(sa)},"spi":`),
-      utf8(sa === null ? '' : ` sa=${sa} handle=${handle}`),
-    );
+    const np = new SaPiece(sa, handle);
     this.saCache.set(sa, np);
     return np;
   }
@@ -157,7 +168,9 @@ export class RxOobEncoder implements CommentEncoder {
   /** Upper bound of the loaded record's JSON line in bytes (newline included). */
   lineBound(): number {
     if (this.code < 0) return this.fallbackLine().length * 3;
-    return 256 + ISO_TS_MAX + this.sa!.json.length + (this.detailJson === null ? 0 : this.detailJson.length * 3);
+    // the three numbers (String() of any number is at most 24 bytes), J_FRAME, J_TS, '"', SEQH
+    const dj = this.detailJson;
+    return 96 + ISO_TS_MAX + this.sa!.json(this.r!.spi).length + this.tail(this.code, dj === null).length + (dj === null ? 0 : dj.length * 3 + 2);
   }
 
   /** Write the loaded record's JSON line and '\n' at o (room: lineBound()); returns the end. */
@@ -168,20 +181,12 @@ export class RxOobEncoder implements CommentEncoder {
     o = putNum(dst, o, r.frame);
     o = put(dst, o, J_TS);
     o = writeIsoTs(this.iface!, this.tsHi, this.tsLo, dst, o);
-    o = put(dst, o, J_PATH);
-    o = put(dst, o, this.sa!.json);
-    if (r.spi === null) o = put(dst, o, J_SPI_NULL);
-    else {
-      dst[o++] = 34; // '"'
-      o = putHex32(dst, o, r.spi);
-      dst[o++] = 34;
-      o = put(dst, o, J_SEQ);
-    }
+    o = put(dst, o, this.sa!.json(r.spi));
     o = putNum(dst, o, r.seq);
     o = put(dst, o, J_SEQH);
     o = putNum(dst, o, r.seqHigh);
-    o = put(dst, o, this.tail(this.code));
-    if (this.detailJson === null) return put(dst, o, J_DETAIL_NULL);
+    if (this.detailJson === null) return put(dst, o, this.tail(this.code, true));
+    o = put(dst, o, this.tail(this.code, false));
     o += dst.write(this.detailJson, o, 'utf8');
     dst[o++] = 125; // '}'
     dst[o++] = 10; // '\n'
@@ -198,17 +203,19 @@ export class RxOobEncoder implements CommentEncoder {
     return s;
   }
 
-  private tail(code: number): Uint8Array {
-    let t = this.jsonTail[code];
+  private tail(code: number, detailNull: boolean): Uint8Array {
+    const cache = detailNull ? this.jsonTailNull : this.jsonTail;
+    let t = cache[code];
     if (t === undefined) {
       const cs = (code >> 3) & 7;
       const rep = REPLAY_NAMES[code >> 6];
       t = latin1(
         `,"cryptoDone":${code & 1},"nextCryptoDone":${(code >> 1) & 1},"saDeleteReq":${(code >> 2) & 1},` +
           `"cryptoStatus":"${CRYPTO_STATUS_NAMES[cs]}","cryptoStatusCode":${cs},` +
-          `"replay":${rep === null ? 'null' : `"${rep}"`},"detail":`,
+          `"replay":${rep === null ? 'null' : `"${rep}"`},"detail":` +
+          (detailNull ? 'null}\n' : ''),
       );
-      this.jsonTail[code] = t;
+      cache[code] = t;
     }
     return t;
   }
@@ -218,21 +225,15 @@ export class RxOobEncoder implements CommentEncoder {
   /** Upper bound of the loaded record's comment in UTF-8 bytes. */
   bound(): number {
     if (this.code < 0) return oobComment(this.r!).length * 3;
-    return 160 + this.sa!.comment.length + (this.r!.detail === null ? 0 : this.r!.detail.length * 3 + 3);
+    return 64 + this.sa!.comment(this.r!.spi, this.code & 63).length + (this.r!.detail === null ? 0 : this.r!.detail.length * 3 + 3);
   }
 
   /** Write the loaded record's comment at o (room: bound()); returns the end. */
   write(dst: Buffer, o: number): number {
     const r = this.r!;
     if (this.code < 0) return o + dst.write(oobComment(r), o, 'utf8');
-    o = put(dst, o, this.head(this.code & 63));
-    o = put(dst, o, this.sa!.comment);
-    if (r.spi !== null) {
-      o = put(dst, o, C_SPI);
-      o = putHex32(dst, o, r.spi);
-      o = put(dst, o, C_SEQ);
-      o = putNum(dst, o, r.seq);
-    }
+    o = put(dst, o, this.sa!.comment(r.spi, this.code & 63));
+    if (r.spi !== null) o = putNum(dst, o, r.seq);
     o = put(dst, o, this.commentReplay[this.code >> 6]!);
     if (r.detail !== null) {
       dst[o++] = 32; // ' '
@@ -241,14 +242,5 @@ export class RxOobEncoder implements CommentEncoder {
       dst[o++] = 41; // ')'
     }
     return o;
-  }
-
-  private head(f: number): Uint8Array {
-    let h = this.commentHead[f];
-    if (h === undefined) {
-      h = latin1(`ipsecov2 rx: ${CRYPTO_STATUS_NAMES[f >> 3]} cryptoDone=${f & 1} nextCryptoDone=${(f >> 1) & 1} saDeleteReq=${(f >> 2) & 1}`);
-      this.commentHead[f] = h;
-    }
-    return h;
   }
 }

@@ -1,0 +1,75 @@
+/**
+ * The single-file build (scripts/bundle.mjs): bin/ipsecov2 runs it when it is current, and it
+ * behaves exactly like the separate modules, including the worker it starts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = join(ROOT, 'bin', 'ipsecov2');
+const DEMO = join(ROOT, 'fixtures', 'demo');
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('bundle: npm test built it and bin/ipsecov2 runs it; IPSECOV2_NO_BUNDLE=1 runs the modules', () => {
+  const b = run(['--version']);
+  assert.equal(b.status, 0, b.stderr);
+  assert.match(b.stdout, /code: bundle\)/);
+  // the pool finds its worker beside itself: the bundled one
+  assert.match(readFileSync(join(ROOT, 'dist/src/bundle/cli.js'), 'utf8'), /new URL\("\.\/worker\.js", import\.meta\.url\)/);
+  assert.match(readFileSync(join(ROOT, 'dist/src/bundle/worker.js'), 'utf8'), /parentPort/);
+  const m = run(['--version'], { IPSECOV2_NO_BUNDLE: '1' });
+  assert.equal(m.status, 0, m.stderr);
+  assert.match(m.stdout, /code: modules\)/);
+});
+
+test('bundle: rx output is byte-identical to the modules at 0 and 2 workers (the bundled worker)', () => {
+  const d = mkdtempSync(join(tmpdir(), 'ipsecov2-bundle-'));
+  const sa = join(d, 'sas.yaml');
+  copyFileSync(join(DEMO, 'demo-sas.yaml'), sa);
+  chmodSync(sa, 0o600);
+  for (const w of ['0', '2']) {
+    const outs: Buffer[][] = [];
+    for (const env of [{}, { IPSECOV2_NO_BUNDLE: '1' }]) {
+      const tag = `${w}-${outs.length}`;
+      const r = run(['rx', '--sa', sa, join(DEMO, 'demo.pcapng'), '-w', join(d, `${tag}.pcapng`), '--oob', join(d, `${tag}.jsonl`), '--workers', w, '--quiet'], env);
+      assert.equal(r.status, 0, r.stderr);
+      outs.push([readFileSync(join(d, `${tag}.pcapng`)), readFileSync(join(d, `${tag}.jsonl`))]);
+    }
+    assert.ok(outs[0]![0]!.length > 1000);
+    assert.ok(outs[0]![0]!.equals(outs[1]![0]!), `pcapng differs at --workers ${w}`);
+    assert.ok(outs[0]![1]!.equals(outs[1]![1]!), `OOB differs at --workers ${w}`);
+  }
+});
+
+test('bundle: a bundle older than the modules (a later tsc) is not used', () => {
+  const d = mkdtempSync(join(tmpdir(), 'ipsecov2-bundle-'));
+  mkdirSync(join(d, 'bin'));
+  mkdirSync(join(d, 'dist/src/cli'), { recursive: true });
+  mkdirSync(join(d, 'dist/src/bundle'), { recursive: true });
+  const bin = join(d, 'bin', 'ipsecov2');
+  copyFileSync(BIN, bin);
+  writeFileSync(join(d, 'package.json'), '{"type":"module"}');
+  const fake = (what: string): string => `export async function main() { console.log('${what}'); return 0; }\n`;
+  const mod = join(d, 'dist/src/cli/main.js');
+  const bun = join(d, 'dist/src/bundle/cli.js');
+  writeFileSync(mod, fake('modules'));
+  writeFileSync(bun, fake('bundle'));
+  const t = Date.now() / 1000;
+  utimesSync(mod, t - 100, t - 100);
+  utimesSync(bun, t - 50, t - 50);
+  assert.equal(run([], {}, bin).stdout.trim(), 'bundle');
+  utimesSync(mod, t, t);
+  assert.equal(run([], {}, bin).stdout.trim(), 'modules');
+  utimesSync(bun, t, t);
+  assert.equal(run([], {}, bin).stdout.trim(), 'bundle');
+  assert.equal(run([], { IPSECOV2_NO_BUNDLE: '1' }, bin).stdout.trim(), 'modules');
+});
