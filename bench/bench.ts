@@ -195,7 +195,24 @@ function main(): void {
     starts.push(Number(process.hrtime.bigint() - t0) / 1e9);
   }
   startup = median(starts);
-  console.log(`# ipsecov2 bench — ${ver}; ${NCPU} CPUs; ${FRAMES} frames per ESP capture; median of ${REPS}; start-up ${startup.toFixed(2)} s`);
+  // Node's own start-up, for reading the figure above: with the environment as is, and without
+  // NODE_EXTRA_CA_CERTS (when set, Node parses those certificates before any of our code runs).
+  const nodeStart = (env: NodeJS.ProcessEnv): number => {
+    const t: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = process.hrtime.bigint();
+      spawnSync(process.execPath, ['-e', '0'], { env });
+      t.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+    return median(t);
+  };
+  const bare = nodeStart(process.env);
+  let nodeNote = `node -e 0: ${bare.toFixed(2)} s`;
+  if (process.env.NODE_EXTRA_CA_CERTS) {
+    const { NODE_EXTRA_CA_CERTS: _unused, ...env } = process.env;
+    nodeNote += `, ${nodeStart(env).toFixed(2)} s without NODE_EXTRA_CA_CERTS (set here)`;
+  }
+  console.log(`# ipsecov2 bench — ${ver}; ${NCPU} CPUs; ${FRAMES} frames per ESP capture; median of ${REPS}; start-up ${startup.toFixed(2)} s (${nodeNote})`);
   const out = join(DATA, 'out.pcapng');
   const oob = join(DATA, 'out.jsonl');
   outputs.push(out, oob);

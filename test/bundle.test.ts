@@ -50,7 +50,7 @@ test('bundle: rx output is byte-identical to the modules at 0 and 2 workers (the
   }
 });
 
-test('bundle: a bundle older than the modules (a later tsc) is not used', () => {
+test('bundle: a bundle older than any compiled module (a later tsc) is not used', () => {
   const d = mkdtempSync(join(tmpdir(), 'ipsecov2-bundle-'));
   mkdirSync(join(d, 'bin'));
   mkdirSync(join(d, 'dist/src/cli'), { recursive: true });
@@ -70,6 +70,14 @@ test('bundle: a bundle older than the modules (a later tsc) is not used', () => 
   utimesSync(mod, t, t);
   assert.equal(run([], {}, bin).stdout.trim(), 'modules');
   utimesSync(bun, t, t);
+  assert.equal(run([], {}, bin).stdout.trim(), 'bundle');
+  // any other module rewritten later (tsc --watch) also makes it stale
+  mkdirSync(join(d, 'dist/src/offload'));
+  const other = join(d, 'dist/src/offload/rx.js');
+  writeFileSync(other, '');
+  utimesSync(other, t + 10, t + 10);
+  assert.equal(run([], {}, bin).stdout.trim(), 'modules');
+  utimesSync(bun, t + 20, t + 20);
   assert.equal(run([], {}, bin).stdout.trim(), 'bundle');
   assert.equal(run([], { IPSECOV2_NO_BUNDLE: '1' }, bin).stdout.trim(), 'modules');
 });

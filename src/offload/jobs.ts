@@ -205,7 +205,9 @@ export class JobBatch {
   /** Append a job; returns its index. */
   addJob(): number {
     const i = this.count++;
-    this.meta.fill(0, i * JOB_FIELDS, (i + 1) * JOB_FIELDS);
+    // a store loop: fill() is a C++ builtin call, ~40 ns for these 12 slots
+    const m = this.meta;
+    for (let k = i * JOB_FIELDS, e = k + JOB_FIELDS; k < e; k++) m[k] = 0;
     return i;
   }
 }
