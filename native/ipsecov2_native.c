@@ -165,8 +165,6 @@ typedef struct {
   uint8_t salt[4];
   int hasMac;
   hmac_key mac;
-  uint8_t *scratch; /* AEAD open: plaintext lands here until the tag is verified */
-  size_t scap;
 } esp_ctx;
 
 enum { AH_HMAC = 0, AH_GMAC = 1 };
@@ -185,7 +183,6 @@ static void esp_release(esp_ctx *c) {
   if (!c || --c->refs > 0) return;
   EVP_CIPHER_CTX_free(c->ectx);
   EVP_CIPHER_CTX_free(c->dctx);
-  if (c->scratch) { OPENSSL_cleanse(c->scratch, c->scap); free(c->scratch); }
   OPENSSL_cleanse(c, sizeof(*c));
   free(c);
 }
@@ -290,6 +287,21 @@ static int aead_aad(const uint8_t *p, int64_t seqHigh, uint8_t *aad) {
   return 12;
 }
 
+/*
+ * Undo an in-place AEAD decryption of ct[0, n): the keystream XOR again (the tag is not checked).
+ * On failure the region is wiped rather than left holding unverified plaintext; returns 0.
+ */
+static int aead_restore(esp_ctx *c, const uint8_t *nonce, uint8_t *ct, int n) {
+  int ol = 0;
+  if (EVP_CipherInit_ex(c->dctx, NULL, NULL, NULL, nonce, 0) == 1 && EVP_CipherUpdate(c->dctx, ct, &ol, ct, n) == 1 && ol == n) {
+    ERR_clear_error();
+    return 1;
+  }
+  ERR_clear_error();
+  OPENSSL_cleanse(ct, (size_t)n);
+  return 0;
+}
+
 static int esp_open(esp_ctx *c, uint8_t *buf, size_t blen, int64_t start, int64_t end, int64_t seqHigh) {
   if (start < 0 || end < start || (uint64_t)end > blen) return R_INT;
   if (esp_bad_length(c, start, end)) return R_LEN;
@@ -327,28 +339,32 @@ static int esp_open(esp_ctx *c, uint8_t *buf, size_t blen, int64_t start, int64_
       return CRYPTO_memcmp(tag, p + icvOff, 16) == 0 ? R_OK : R_AUTH;
     }
 
-    /* ESP_AEAD: decrypt into scratch, release into the packet only once the tag verified. */
+    /*
+     * ESP_AEAD: decrypt in place; when the tag does not verify, run the same keystream over the
+     * region again, which restores the ciphertext (GCM and ChaCha20 are stream ciphers), so a
+     * failure still returns the packet untouched and no unverified plaintext is left behind.
+     * (Decrypting into a scratch buffer and copying back cost one extra pass over every packet.)
+     */
     {
-      uint8_t nonce[12], aad[12];
-      int aadLen, ol = 0, fl = 0, fr;
-      if ((size_t)n > c->scap) {
-        size_t cap = (size_t)n + 256;
-        uint8_t *s = (uint8_t *)malloc(cap);
-        if (!s) return R_INT;
-        if (c->scratch) { OPENSSL_cleanse(c->scratch, c->scap); free(c->scratch); }
-        c->scratch = s;
-        c->scap = cap;
-      }
+      uint8_t nonce[12], aad[12], fin[16];
+      int aadLen, ol = 0, fl = 0, fr, verdict;
       make_nonce(c, p + 8, nonce);
       aadLen = aead_aad(p, seqHigh, aad);
       if (EVP_CipherInit_ex(c->dctx, NULL, NULL, NULL, nonce, 0) != 1) goto internal;
       if (EVP_CipherUpdate(c->dctx, NULL, &ol, aad, aadLen) != 1) goto internal;
-      if (EVP_CipherUpdate(c->dctx, c->scratch, &ol, ct, n) != 1 || ol != n) goto internal;
-      if (EVP_CIPHER_CTX_ctrl(c->dctx, EVP_CTRL_AEAD_SET_TAG, c->icvLen, p + icvOff) != 1) goto internal;
-      fr = EVP_CipherFinal_ex(c->dctx, c->scratch + ol, &fl);
-      if (fr != 1) { ERR_clear_error(); return R_AUTH; }
-      memcpy(ct, c->scratch, (size_t)n);
-      return R_OK;
+      if (EVP_CipherUpdate(c->dctx, ct, &ol, ct, n) != 1 || ol != n) {
+        /* how much was written is unknown: wipe rather than guess (never seen; internal error) */
+        OPENSSL_cleanse(ct, (size_t)n);
+        goto internal;
+      }
+      if (EVP_CIPHER_CTX_ctrl(c->dctx, EVP_CTRL_AEAD_SET_TAG, c->icvLen, p + icvOff) == 1) {
+        fr = EVP_CipherFinal_ex(c->dctx, fin, &fl);
+        if (fr == 1 && fl == 0) return R_OK;
+        verdict = fr == 1 ? R_INT : R_AUTH;
+      } else verdict = R_INT;
+      ERR_clear_error();
+      if (!aead_restore(c, nonce, ct, n)) return R_INT;
+      return verdict;
     internal:
       ERR_clear_error();
       return R_INT;
