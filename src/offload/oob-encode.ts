@@ -168,9 +168,9 @@ export class RxOobEncoder implements CommentEncoder {
   /** Upper bound of the loaded record's JSON line in bytes (newline included). */
   lineBound(): number {
     if (this.code < 0) return this.fallbackLine().length * 3;
-    // the three numbers (String() of any number is at most 24 bytes), J_FRAME, J_TS, '"', SEQH
+    // the three numbers (String() of any number is at most 24 bytes), J_FRAME, J_TS, J_SEQH: 99
     const dj = this.detailJson;
-    return 96 + ISO_TS_MAX + this.sa!.json(this.r!.spi).length + this.tail(this.code, dj === null).length + (dj === null ? 0 : dj.length * 3 + 2);
+    return 128 + ISO_TS_MAX + this.sa!.json(this.r!.spi).length + this.tail(this.code, dj === null).length + (dj === null ? 0 : dj.length * 3 + 2);
   }
 
   /** Write the loaded record's JSON line and '\n' at o (room: lineBound()); returns the end. */
