@@ -41,7 +41,12 @@ function randomRecord(rnd: () => number, ts: string): OobRecord {
 describe('perf: OOB byte encoders', () => {
   it('putNum prints numbers like template literals', () => {
     const b = Buffer.alloc(64);
-    for (const n of [0, 1, 9, 10, 11, 99, 100, 12345, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, -1, 1.5, null]) {
+    const ns: (number | null)[] = [0, 1, 9, 10, 11, 99, 100, 12345, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, -1, 1.5, null];
+    // every digit count and its edges
+    for (let p = 10; p <= 1e9; p *= 10) ns.push(p - 1, p, p + 1, p * 5 + 7);
+    const rnd = prng(3);
+    for (let i = 0; i < 20000; i++) ns.push(Math.floor(rnd() * 2 ** 32), Math.floor(rnd() * 1e6));
+    for (const n of ns) {
       const end = putNum(b, 3, n);
       assert.equal(b.toString('latin1', 3, end), `${n}`);
     }

@@ -145,6 +145,9 @@ export function tsToIso(iface: CaptureInterface, tsHi: number, tsLo: number): st
   return cachePrefix + String(1_000_000_000 + SEC_FRAC[1]).slice(1) + 'Z';
 }
 
+/** "00".."99" as bytes: decimal output two digits per division. */
+export const DIGIT_PAIRS: Uint8Array = Buffer.from(Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0')).join(''), 'latin1');
+
 /** Upper bound of {@link writeIsoTs}'s output in bytes (years of any 64-bit timestamp fit). */
 export const ISO_TS_MAX = 64;
 
@@ -192,11 +195,15 @@ export function writeIsoTs(iface: CaptureInterface, tsHi: number, tsLo: number, 
   }
   dst.set(bytesPrefix, o);
   o += bytesPrefix.length;
-  for (let i = 8; i >= 0; i--) {
-    const q = (f / 10) | 0;
-    dst[o + i] = 48 + f - q * 10;
+  // nine digits: four pairs, then the leading one
+  for (let i = 7; i > 0; i -= 2) {
+    const q = (f / 100) | 0;
+    const r = (f - q * 100) << 1;
+    dst[o + i] = DIGIT_PAIRS[r]!;
+    dst[o + i + 1] = DIGIT_PAIRS[r + 1]!;
     f = q;
   }
+  dst[o] = 48 + f;
   dst[o + 9] = 90; // 'Z'
   return o + 10;
 }

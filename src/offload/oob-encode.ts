@@ -11,7 +11,7 @@
  */
 import type { CaptureInterface } from '../capture/types.js';
 import type { CommentEncoder } from '../capture/pcapng.js';
-import { ISO_TS_MAX, tsToIso, writeIsoTs } from '../capture/timestamp.js';
+import { DIGIT_PAIRS as PAIRS, ISO_TS_MAX, tsToIso, writeIsoTs } from '../capture/timestamp.js';
 import { CRYPTO_STATUS_NAMES, hex32, oobComment, oobJson, type OobRecord } from './oob.js';
 
 const latin1 = (s: string): Uint8Array => Buffer.from(s, 'latin1');
@@ -27,22 +27,38 @@ function put(dst: Uint8Array, o: number, src: Uint8Array): number {
 
 const NULL = latin1('null');
 
+/** Decimal digits of an integer 10..2^32-1 (comparisons, no division). */
+function digits(n: number): number {
+  if (n < 100000) return n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : 5;
+  return n < 10000000 ? (n < 1000000 ? 6 : 7) : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
+}
+
 /**
- * A number as JS prints it (`${n}`), at o; returns the end. Integers 0..2^32-1 by a digit loop,
- * anything else (null, negative, fractional, huge) through String().
+ * A number as JS prints it (`${n}`), at o; returns the end. Integers 0..2^32-1 two digits at a
+ * time (~25 ns, half the one-digit loop), anything else (null, negative, fractional, huge)
+ * through String().
  */
 export function putNum(dst: Buffer, o: number, n: number | null): number {
   if (n === null) return put(dst, o, NULL);
   if ((n >>> 0) !== n) return o + dst.write(String(n), o, 'latin1');
-  let len = 1;
-  for (let t = n; t >= 10; t = (t / 10) >>> 0) len++;
+  if (n < 10) {
+    dst[o] = 48 + n;
+    return o + 1;
+  }
+  const len = digits(n);
   let p = o + len;
   let v = n;
-  do {
-    const q = (v / 10) >>> 0;
-    dst[--p] = 48 + v - q * 10;
+  while (v >= 100) {
+    const q = (v / 100) >>> 0;
+    const r = (v - q * 100) << 1;
+    dst[--p] = PAIRS[r + 1]!;
+    dst[--p] = PAIRS[r]!;
     v = q;
-  } while (v !== 0);
+  }
+  if (v >= 10) {
+    dst[--p] = PAIRS[(v << 1) + 1]!;
+    dst[--p] = PAIRS[v << 1]!;
+  } else dst[--p] = 48 + v;
   return o + len;
 }
 
