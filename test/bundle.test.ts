@@ -22,7 +22,7 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN): { status: 
 test('bundle: npm test built it and bin/ipsecov2 runs it; IPSECOV2_NO_BUNDLE=1 runs the modules', () => {
   const b = run(['--version']);
   assert.equal(b.status, 0, b.stderr);
-  assert.match(b.stdout, /code: bundle\)/);
+  assert.match(b.stdout, /code: bundle\)/, 'the bundle is missing or older than dist/src: npm test runs `node scripts/bundle.mjs` after tsc');
   // the pool finds its worker beside itself: the bundled one
   assert.match(readFileSync(join(ROOT, 'dist/src/bundle/cli.js'), 'utf8'), /new URL\("\.\/worker\.js", import\.meta\.url\)/);
   assert.match(readFileSync(join(ROOT, 'dist/src/bundle/worker.js'), 'utf8'), /parentPort/);
