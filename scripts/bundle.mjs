@@ -3,7 +3,7 @@
 // into one file each under dist/src/bundle/. Why: Node 20 has no module compile cache, and
 // resolving, reading and compiling ~70 ES modules plus yaml's and commander's CommonJS files took
 // ~0.08 s of every run's ~0.23 s start-up. bin/ipsecov2 uses the bundle when it is at least as new
-// as dist/src/cli/main.js, and the modules otherwise (or with IPSECOV2_NO_BUNDLE=1).
+// as every compiled module under dist/src/, and the modules otherwise (or with IPSECOV2_NO_BUNDLE=1).
 //
 // The bundle sits at the same depth as dist/src/<dir>/ so the paths the code derives from
 // import.meta.url (package root, addon, worker file ./worker.js) stay right.

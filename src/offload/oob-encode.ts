@@ -11,7 +11,7 @@
  */
 import type { CaptureInterface } from '../capture/types.js';
 import type { CommentEncoder } from '../capture/pcapng.js';
-import { DIGIT_PAIRS as PAIRS, ISO_TS_MAX, tsToIso, writeIsoTs } from '../capture/timestamp.js';
+import { DIGIT_PAIRS, ISO_TS_MAX, tsToIso, writeIsoTs } from '../capture/timestamp.js';
 import { CRYPTO_STATUS_NAMES, hex32, oobComment, oobJson, type OobRecord } from './oob.js';
 
 const latin1 = (s: string): Uint8Array => Buffer.from(s, 'latin1');
@@ -51,13 +51,13 @@ export function putNum(dst: Buffer, o: number, n: number | null): number {
   while (v >= 100) {
     const q = (v / 100) >>> 0;
     const r = (v - q * 100) << 1;
-    dst[--p] = PAIRS[r + 1]!;
-    dst[--p] = PAIRS[r]!;
+    dst[--p] = DIGIT_PAIRS[r + 1]!;
+    dst[--p] = DIGIT_PAIRS[r]!;
     v = q;
   }
   if (v >= 10) {
-    dst[--p] = PAIRS[(v << 1) + 1]!;
-    dst[--p] = PAIRS[v << 1]!;
+    dst[--p] = DIGIT_PAIRS[(v << 1) + 1]!;
+    dst[--p] = DIGIT_PAIRS[v << 1]!;
   } else dst[--p] = 48 + v;
   return o + len;
 }
@@ -148,7 +148,10 @@ export class RxOobEncoder implements CommentEncoder {
   private tsLo = 0;
   /** flagsCode | replayIndex << 6 of the loaded record, or -1 (string fallback). */
   private code = -1;
-  private sa: SaPiece | null = null;
+  /** The loaded record's pre-encoded pieces (code >= 0): SA block (JSON, comment) and JSON tail. */
+  private saJson: Uint8Array = NULL;
+  private saComment: Uint8Array = NULL;
+  private jsonTailOf: Uint8Array = NULL;
   private detailJson: string | null = null;
   private readonly saCache = new Map<string | null, SaPiece>();
   /** `,"cryptoDone":…,"detail":` by code, and the same followed by `null}\n`. */
@@ -167,7 +170,12 @@ export class RxOobEncoder implements CommentEncoder {
     const ri = replayIndex(r.replay);
     this.code = f < 0 || ri < 0 ? -1 : f | (ri << 6);
     this.detailJson = r.detail === null ? null : JSON.stringify(r.detail);
-    this.sa = this.code < 0 ? null : this.saPiece(r.sa, r.handle);
+    if (this.code >= 0) {
+      const p = this.saPiece(r.sa, r.handle);
+      this.saJson = p.json(r.spi);
+      this.saComment = p.comment(r.spi, this.code & 63);
+      this.jsonTailOf = this.tail(this.code, this.detailJson === null);
+    }
   }
 
   private saPiece(sa: string | null, handle: number | null): SaPiece {
@@ -186,7 +194,7 @@ export class RxOobEncoder implements CommentEncoder {
     if (this.code < 0) return this.fallbackLine().length * 3;
     // the three numbers (String() of any number is at most 24 bytes), J_FRAME, J_TS, J_SEQH: 99
     const dj = this.detailJson;
-    return 128 + ISO_TS_MAX + this.sa!.json(this.r!.spi).length + this.tail(this.code, dj === null).length + (dj === null ? 0 : dj.length * 3 + 2);
+    return 128 + ISO_TS_MAX + this.saJson.length + this.jsonTailOf.length + (dj === null ? 0 : dj.length * 3 + 2);
   }
 
   /** Write the loaded record's JSON line and '\n' at o (room: lineBound()); returns the end. */
@@ -197,12 +205,12 @@ export class RxOobEncoder implements CommentEncoder {
     o = putNum(dst, o, r.frame);
     o = put(dst, o, J_TS);
     o = writeIsoTs(this.iface!, this.tsHi, this.tsLo, dst, o);
-    o = put(dst, o, this.sa!.json(r.spi));
+    o = put(dst, o, this.saJson);
     o = putNum(dst, o, r.seq);
     o = put(dst, o, J_SEQH);
     o = putNum(dst, o, r.seqHigh);
-    if (this.detailJson === null) return put(dst, o, this.tail(this.code, true));
-    o = put(dst, o, this.tail(this.code, false));
+    o = put(dst, o, this.jsonTailOf);
+    if (this.detailJson === null) return o;
     o += dst.write(this.detailJson, o, 'utf8');
     dst[o++] = 125; // '}'
     dst[o++] = 10; // '\n'
@@ -241,14 +249,14 @@ export class RxOobEncoder implements CommentEncoder {
   /** Upper bound of the loaded record's comment in UTF-8 bytes. */
   bound(): number {
     if (this.code < 0) return oobComment(this.r!).length * 3;
-    return 64 + this.sa!.comment(this.r!.spi, this.code & 63).length + (this.r!.detail === null ? 0 : this.r!.detail.length * 3 + 3);
+    return 64 + this.saComment.length + (this.r!.detail === null ? 0 : this.r!.detail.length * 3 + 3);
   }
 
   /** Write the loaded record's comment at o (room: bound()); returns the end. */
   write(dst: Buffer, o: number): number {
     const r = this.r!;
     if (this.code < 0) return o + dst.write(oobComment(r), o, 'utf8');
-    o = put(dst, o, this.sa!.comment(r.spi, this.code & 63));
+    o = put(dst, o, this.saComment);
     if (r.spi !== null) o = putNum(dst, o, r.seq);
     o = put(dst, o, this.commentReplay[this.code >> 6]!);
     if (r.detail !== null) {

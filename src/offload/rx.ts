@@ -42,7 +42,8 @@ const OUT_TUNNEL = 2;
 
 /**
  * The last source of a long copy and its ArrayBuffer: `.buffer` is a C++ getter that TurboFan does
- * not inline (~30 ns a call). Consecutive copies out of one batch's job data hit this.
+ * not inline (a view from a kept ArrayBuffer measured ~55 ns less per 1400 B copy than one from
+ * `src.buffer`). Consecutive copies out of one batch's job data hit this.
  */
 let viewSrc: Uint8Array | null = null;
 let viewAb: ArrayBufferLike = new ArrayBuffer(0);
