@@ -5,13 +5,13 @@
  *   BENCH_FRAMES   frames per ESP capture (default 200000)
  *   BENCH_REPS     runs per figure (default 3; the median is printed)
  *   BENCH_GB       size of the pass-through capture in GB (default 2; 0 skips it)
- *   BENCH_ONLY     comma list of figures to run: esp,passthrough,adversarial,tshark
+ *   BENCH_ONLY     comma list of figures to run: esp,passthrough,adversarial,tshark,bounds
  *
  * Each timed run starts with its output files removed (untimed): replacing a 300 MB output costs
  * the unlink of the old one (0.15-0.2 s here), which is the file system's work, not ours.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, writeSync, closeSync, statSync, writeFileSync, chmodSync, renameSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readSync, writeSync, closeSync, statSync, writeFileSync, chmodSync, renameSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +22,7 @@ const BIN = join(ROOT, 'bin', 'ipsecov2');
 const FRAMES = Number(process.env.BENCH_FRAMES ?? 200000);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const GB = Number(process.env.BENCH_GB ?? 2);
-const ONLY = (process.env.BENCH_ONLY ?? 'esp,passthrough,adversarial,tshark').split(',');
+const ONLY = (process.env.BENCH_ONLY ?? 'esp,passthrough,adversarial,tshark,bounds').split(',');
 const NCPU = availableParallelism();
 
 const GCM_KEY = '000102030405060708090a0b0c0d0e0f11223344';
@@ -180,7 +180,98 @@ function tsharkTime(file: string, algo: 'gcm' | 'cbc'): { secs: number; frames: 
   return { secs, frames: good };
 }
 
-function main(): void {
+/**
+ * Split a pcap (from writePlain/tx: little-endian header) into its first and second half of
+ * records, once (cached beside it).
+ */
+function ensureHalves(file: string): [string, string] {
+  const halves: [string, string] = [file.replace(/\.pcap$/, '.half1.pcap'), file.replace(/\.pcap$/, '.half2.pcap')];
+  if (existsSync(halves[0]) && existsSync(halves[1])) return halves;
+  const size = statSync(file).size;
+  const fd = openSync(file, 'r');
+  const all = Buffer.allocUnsafe(size);
+  for (let o = 0; o < size;) o += readSync(fd, all, o, size - o, o);
+  closeSync(fd);
+  const starts: number[] = [];
+  for (let o = 24; o + 16 <= size; o += 16 + all.readUInt32LE(o + 8)) starts.push(o);
+  const mid = starts[starts.length >> 1]!;
+  const parts: [number, number][] = [[24, mid], [mid, size]];
+  for (let h = 0; h < 2; h++) {
+    const out = openSync(halves[h] + '.tmp', 'w');
+    writeSync(out, all, 0, 24);
+    writeSync(out, all, parts[h]![0], parts[h]![1] - parts[h]![0]);
+    closeSync(out);
+    renameSync(halves[h] + '.tmp', halves[h]);
+  }
+  return halves;
+}
+
+/** Wall seconds for these ipsecov2 runs started together (each: its args), all checked for exit 0. */
+async function together(runs: string[][]): Promise<number> {
+  clearOutputs();
+  const t0 = process.hrtime.bigint();
+  await Promise.all(runs.map((args) => new Promise<void>((res, rej) => {
+    const c = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    c.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    c.on('error', rej);
+    c.on('close', (code) => (code === 0 ? res() : rej(new Error(`ipsecov2 ${args.join(' ')} failed (${code}): ${err}`))));
+  })));
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/** GB/s of Buffer.copy in 1500-byte pieces over 256 MB buffers (RAM, not cache), on `threads` threads at once. */
+async function copyRate(threads: number): Promise<number> {
+  const code = `
+    const { parentPort } = require('node:worker_threads');
+    const N = 256 << 20, a = Buffer.alloc(N, 1), b = Buffer.alloc(N);
+    const t0 = process.hrtime.bigint();
+    for (let r = 0; r < 3; r++) for (let o = 0; o + 1500 <= N; o += 1500) a.copy(b, o, o, o + 1500);
+    parentPort.postMessage(3 * N / (Number(process.hrtime.bigint() - t0) / 1e9) / 1e9);`;
+  const { Worker } = await import('node:worker_threads');
+  const rates = await Promise.all(Array.from({ length: threads }, () => new Promise<number>((res, rej) => {
+    const w = new Worker(code, { eval: true });
+    w.once('message', (m: number) => { res(m); void w.terminate(); });
+    w.once('error', rej);
+  })));
+  return rates.reduce((x, y) => x + y, 0);
+}
+
+/**
+ * What bounds the frames/s here, measured in the same run: the rx figures above are one process
+ * with one main thread; if two cores could do twice the work, two inline processes each given half
+ * of the frames would finish in about half the time. The copy rate says how fast this machine
+ * moves payload bytes through RAM (each frame's payload is copied several times: read, decrypt,
+ * output, write).
+ */
+async function bounds(out: string, oob: string): Promise<void> {
+  console.log('\n## what bounds it: two inline processes on two halves at once vs one on all frames');
+  console.log('| capture | one process, all frames: median s | two processes at once, half each: median s | speed-up | frames/s both together |');
+  console.log('| --- | --- | --- | --- | --- |');
+  const sa = join(DATA, 'bench-sas.yaml');
+  const out2 = join(DATA, 'out2.pcapng');
+  const oob2 = join(DATA, 'out2.jsonl');
+  outputs.push(out2, oob2);
+  for (const payload of [1400, 64]) {
+    const file = ensureEsp('gcm', payload);
+    const [h1, h2] = ensureHalves(file);
+    const rx = (f: string, o: string, j: string): string[] => ['rx', '--sa', sa, '--any-direction', f, '-w', o, '--oob', j, '--workers', '0', '--quiet'];
+    const one: number[] = [];
+    const two: number[] = [];
+    for (let i = 0; i < Math.max(REPS, 5); i++) {
+      one.push(await together([rx(file, out, oob)]));
+      two.push(await together([rx(h1, out, oob), rx(h2, out2, oob2)]));
+    }
+    const a = median(one);
+    const b = median(two);
+    console.log(`| gcm ${payload} B, ${FRAMES} frames | ${a.toFixed(2)} | ${b.toFixed(2)} | ${(a / b).toFixed(2)}× | ${fmtRate(FRAMES, b, 0)} |`);
+  }
+  const c1 = await copyRate(1);
+  const c2 = await copyRate(2);
+  console.log(`\nRAM copy rate (Buffer.copy, 1500 B pieces, 256 MB buffers): 1 thread ${c1.toFixed(1)} GB/s; 2 threads at once ${c2.toFixed(1)} GB/s together`);
+}
+
+async function main(): Promise<void> {
   mkdirSync(DATA, { recursive: true });
   writeFileSync(join(DATA, 'bench-sas.yaml'), SA_YAML);
   chmodSync(join(DATA, 'bench-sas.yaml'), 0o600);
@@ -279,6 +370,7 @@ function main(): void {
     console.log(`\n## adversarial input (100k frames claiming 2 GB originals, then a 2 GB record length)`);
     console.log(`exit ${r.status}, ${j.framesIn} frames in ${secs.toFixed(2)} s, peak RSS ${j.maxRssMB.toFixed(0)} MB, warnings: ${j.warnings.length}`);
   }
+  if (ONLY.includes('bounds')) await bounds(out, oob);
 }
 
-main();
+await main();

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,9 +22,11 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN): { status: 
 test('bundle: npm test built it and bin/ipsecov2 runs it; IPSECOV2_NO_BUNDLE=1 runs the modules', () => {
   const b = run(['--version']);
   assert.equal(b.status, 0, b.stderr);
-  assert.match(b.stdout, /code: bundle\)/, 'the bundle is missing or older than dist/src: npm test runs `node scripts/bundle.mjs` after tsc');
-  // the pool finds its worker beside itself: the bundled one
-  assert.match(readFileSync(join(ROOT, 'dist/src/bundle/cli.js'), 'utf8'), /new URL\("\.\/worker\.js", import\.meta\.url\)/);
+  assert.match(b.stdout, /code: bundle, V8 code cache\)/, 'the bundle or its code cache is missing, or older than dist/src: npm test runs `node scripts/bundle.mjs` after tsc');
+  // the pool finds its worker beside itself: the bundled one (import.meta.url is the bundle's own URL)
+  const cli = readFileSync(join(ROOT, 'dist/src/bundle/cli.cjs'), 'utf8');
+  assert.match(cli, /new URL\("\.\/worker\.js", __ipsecov2Url\)/);
+  assert.match(cli, /^'use strict'; const __ipsecov2Url = require\('node:url'\)\.pathToFileURL\(__filename\)\.href;/);
   assert.match(readFileSync(join(ROOT, 'dist/src/bundle/worker.js'), 'utf8'), /parentPort/);
   const m = run(['--version'], { IPSECOV2_NO_BUNDLE: '1' });
   assert.equal(m.status, 0, m.stderr);
@@ -60,9 +62,9 @@ test('bundle: a bundle older than any compiled module (a later tsc) is not used'
   writeFileSync(join(d, 'package.json'), '{"type":"module"}');
   const fake = (what: string): string => `export async function main() { console.log('${what}'); return 0; }\n`;
   const mod = join(d, 'dist/src/cli/main.js');
-  const bun = join(d, 'dist/src/bundle/cli.js');
+  const bun = join(d, 'dist/src/bundle/cli.cjs');
   writeFileSync(mod, fake('modules'));
-  writeFileSync(bun, fake('bundle'));
+  writeFileSync(bun, `exports.main = async function () { console.log('bundle'); return 0; };\n`);
   const t = Date.now() / 1000;
   utimesSync(mod, t - 100, t - 100);
   utimesSync(bun, t - 50, t - 50);
@@ -80,4 +82,35 @@ test('bundle: a bundle older than any compiled module (a later tsc) is not used'
   utimesSync(bun, t + 20, t + 20);
   assert.equal(run([], {}, bin).stdout.trim(), 'bundle');
   assert.equal(run([], { IPSECOV2_NO_BUNDLE: '1' }, bin).stdout.trim(), 'modules');
+});
+
+test('bundle: the code cache is tied to its bundle; a missing, foreign or corrupt cache only costs time', () => {
+  const d = mkdtempSync(join(tmpdir(), 'ipsecov2-bundle-'));
+  mkdirSync(join(d, 'bin'));
+  mkdirSync(join(d, 'dist/src/bundle'), { recursive: true });
+  const bin = join(d, 'bin', 'ipsecov2');
+  copyFileSync(BIN, bin);
+  writeFileSync(join(d, 'package.json'), '{"type":"module"}');
+  const bun = join(d, 'dist/src/bundle/cli.cjs');
+  const state = "/*A*/ exports.main = async function () { console.log(String(globalThis[Symbol.for('ipsecov2.codeCache')])); return 0; };\n";
+  writeFileSync(bun, state);
+  const t = Math.floor(Date.now() / 1000) - 10;
+  utimesSync(bun, t, t);
+  const cacheOf = (): string => { const st = statSync(bun); return `${bun}.${st.size}-${Math.trunc(st.mtimeMs)}.cache`; };
+  assert.equal(run([], {}, bin).stdout.trim(), 'none');
+  // what scripts/bundle.mjs does: a run that writes the cache, then runs that use it
+  const w = run([], { IPSECOV2_CODE_CACHE_OUT: cacheOf() }, bin);
+  assert.equal(w.status, 0, w.stderr);
+  assert.ok(statSync(cacheOf()).size > 0);
+  assert.equal(run([], {}, bin).stdout.trim(), 'used');
+  // corrupt: V8 rejects it, the bundle still runs
+  writeFileSync(cacheOf(), Buffer.alloc(600, 7));
+  const r = run([], {}, bin);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'rejected');
+  // a rebuilt bundle (new mtime) never meets the old cache, even one of the same length
+  run([], { IPSECOV2_CODE_CACHE_OUT: cacheOf() }, bin);
+  writeFileSync(bun, state.replace('/*A*/', '/*B*/'));
+  utimesSync(bun, t + 5, t + 5);
+  assert.equal(run([], {}, bin).stdout.trim(), 'none');
 });

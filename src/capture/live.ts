@@ -18,6 +18,7 @@
  * resolution: wall clock at open + the monotonic clock since); the original length is the
  * captured length (cap's snap length is 65535).
  */
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { CaptureReader } from './reader.js';
 import type { CaptureFrame, CaptureInterface, ReaderWarning } from './types.js';
@@ -96,7 +97,9 @@ export function loadCap(): Promise<CapModule> {
   capPromise = (async (): Promise<CapModule> => {
     try {
       // A non-literal specifier: TypeScript does not resolve it, so the build never needs cap.
-      const ns = (await import(name)) as { default?: CapModule } & Partial<CapModule>;
+      // require, not import(): cap is CommonJS, and the bundle runs as a vm.Script (bin/ipsecov2),
+      // which has no loader for import().
+      const ns = createRequire(import.meta.url)(name) as { default?: CapModule } & Partial<CapModule>;
       const m = (ns.default ?? ns) as CapModule;
       if (!m || typeof m.Cap !== 'function') throw new Error(`'${name}' does not export Cap`);
       return m;

@@ -52,8 +52,15 @@ interface PathOpts extends GlobalOpts {
   maxFrame?: string;
 }
 
-/** Running from dist/src/bundle/cli.js (scripts/bundle.mjs) rather than the separate modules. */
+/** Running from dist/src/bundle/cli.cjs (scripts/bundle.mjs) rather than the separate modules. */
 const BUNDLED = /[\\/]dist[\\/]src[\\/]bundle[\\/]/.test(fileURLToPath(import.meta.url));
+
+/** For --version: which code runs, and whether bin/ipsecov2 gave V8 the bundle's code cache. */
+function codeInfo(): string {
+  if (!BUNDLED) return 'modules';
+  const cache = (globalThis as Record<symbol, unknown>)[Symbol.for('ipsecov2.codeCache')];
+  return cache === 'used' ? 'bundle, V8 code cache' : cache === 'rejected' ? 'bundle, V8 code cache rejected' : 'bundle';
+}
 
 /** Which crypto paths are active (for --version). */
 function cryptoBackendInfo(): string {
@@ -234,7 +241,7 @@ export function buildProgram(result: { code: number }): Command {
   program
     .name('ipsecov2')
     .description('Emulates a Windows NDIS IPsec Offload Version 2 NIC over packet captures: verifies and decrypts\nESP/AH (rx) or encrypts (tx) every frame and reports, per frame, what the NIC would indicate.')
-    .version(`ipsecov2 ${version()} (${cryptoBackendInfo()}; code: ${BUNDLED ? 'bundle' : 'modules'})`, '-V, --version')
+    .version(`ipsecov2 ${version()} (${cryptoBackendInfo()}; code: ${codeInfo()})`, '-V, --version')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'machine-readable summaries')
     .showHelpAfterError('(run with --help for usage)')
