@@ -4,6 +4,12 @@
  * and come back the same way; the pipeline processes results in submission order, so output
  * never depends on the worker count.
  *
+ * The first batch with crypto to do runs inline even with workers: with one batch there is nothing
+ * to overlap, and starting a worker (its own isolate) costs ~0.05 s here, far more than the batch's
+ * crypto (~1 ms for 1024 frames). So a capture of one batch (up to 1024 frames) starts no worker;
+ * a larger one starts the pool with its second batch. IPSECOV2_POOL_FIRST_BATCH=1 gives the pool
+ * the first batch too (tests of the workers on small captures).
+ *
  * Faults: a worker that dies (or reports an error) is replaced and its batch retried once on
  * another worker from a backup copy (rx: only the job table; the data is rebuilt from the frames);
  * if that fails too, the batch's frames get an internal-error result (CRYPTO_GENERIC_ERROR in the
@@ -29,8 +35,13 @@ export interface CryptoRunner {
 /** Writes a batch's job data again (see CryptoRunner.run). */
 export type Rebuild = (data: Uint8Array, meta: Int32Array) => void;
 
-export function createCryptoRunner(workers: number): CryptoRunner {
-  return workers > 0 ? new WorkerRunner(workers) : new InlineRunner();
+export function createCryptoRunner(workers: number, firstBatchInline = !poolTakesFirstBatch()): CryptoRunner {
+  return workers > 0 ? new WorkerRunner(workers, firstBatchInline) : new InlineRunner();
+}
+
+function poolTakesFirstBatch(): boolean {
+  const v = process.env.IPSECOV2_POOL_FIRST_BATCH;
+  return v !== undefined && v !== '' && v !== '0';
 }
 
 class InlineRunner implements CryptoRunner {
@@ -94,7 +105,13 @@ class WorkerRunner implements CryptoRunner {
   private slotDefs: ReadonlyMap<number, SlotDef> = new Map();
   private closing = false;
 
-  constructor(n: number) {
+  /** The first batch with crypto still to come, to run inline (see the file comment). */
+  private inlineFirst: boolean;
+  /** Slot contexts for that inline batch. */
+  private inlineTable: SlotTable | null = null;
+
+  constructor(n: number, firstBatchInline: boolean) {
+    this.inlineFirst = firstBatchInline;
     // One batch more than there are workers keeps every worker busy while the main thread
     // works. Never more than 3 in flight: the main thread (read, SA state, write) is the bound,
     // it keeps at most 2-3 workers busy (crypto is 0.3-1 µs a frame against 2-4 µs of main-thread
@@ -198,6 +215,14 @@ class WorkerRunner implements CryptoRunner {
   run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, rebuild?: Rebuild): Promise<void> {
     this.slotDefs = slotDefs;
     if (jobs.count === 0) return Promise.resolve(); // nothing to send: no message round trip
+    if (this.inlineFirst) {
+      this.inlineFirst = false;
+      this.inlineTable = new SlotTable();
+      defineMissing(this.inlineTable, jobs, slotDefs);
+      runJobs(this.inlineTable, jobs.data, jobs.meta, jobs.count);
+      return Promise.resolve();
+    }
+    this.inlineTable = null;
     this.ensureStarted();
     return new Promise<void>((resolve) => {
       // Kept so a batch lost with a dying worker can be retried: the job table, and the data
