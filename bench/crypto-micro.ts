@@ -1,6 +1,7 @@
 /**
  * Micro-benchmark: per-packet ESP open (rx) and seal (tx), node:crypto transforms vs the native
- * addon (per-packet calls, and whole batches through runBatch), same process, interleaved A/B.
+ * addon (per-packet calls, and whole batches through runBatch, with its cipher contexts calling
+ * OpenSSL's provider functions directly and through EVP), same process, interleaved A/B.
  *
  *   node dist/bench/crypto-micro.js [--seconds 0.3] [--reps 5] [--sizes 64,1400] [--batch 1024]
  *
@@ -9,7 +10,7 @@
  * engine; its cost per packet is printed as "restore"). Figures are medians of `reps` windows.
  */
 import { createEspTransform, OpenResult, type EspParams, type EspTransform } from '../src/crypto/index.js';
-import { createNativeEspTransform, createNativeSlotTable, nativeAvailable, nativeInfo } from '../src/crypto/native.js';
+import { createNativeEspTransform, createNativeSlotTable, nativeAvailable, nativeCipherCalls, nativeInfo } from '../src/crypto/native.js';
 import { J, JOB_FIELDS, Op } from '../src/offload/jobs.js';
 
 function arg(name: string, def: string): string {
@@ -136,6 +137,10 @@ const rows: string[][] = [['suite', 'payload', 'dir', 'engine', 'pkt/s', 'µs/pk
 for (const s of SUITES) {
   const js = createEspTransform(s.p);
   const nat = createNativeEspTransform(s.p);
+  // the same transform with its cipher contexts going through EVP (the addon's fallback)
+  const was = nativeCipherCalls(false);
+  const natEvp = was ? createNativeEspTransform(s.p) : null;
+  if (was) nativeCipherCalls(was.previous);
   for (const size of SIZES) {
     for (const dir of ['open', 'seal'] as const) {
       const r = ring(js, size, dir === 'open');
@@ -143,6 +148,7 @@ for (const s of SUITES) {
       if (nat) {
         engines.push(['native per packet', perPacket(nat, dir === 'open')]);
         engines.push(['native runBatch', batchPass(nat)]);
+        if (natEvp) engines.push(['native runBatch, EVP', batchPass(natEvp)]);
       }
       const res: number[][] = engines.map(() => []);
       for (const [, p] of engines) window(r, p); // warm-up

@@ -4,8 +4,9 @@
  * Built by node-gyp against Node's own headers (node_api.h and the OpenSSL headers Node ships);
  * it links against nothing: every OpenSSL symbol comes from the node binary, which links OpenSSL
  * statically and exports it. The key schedule (and GHASH table) of each SA is set up ONCE when the
- * context is created; per packet only the IV/nonce is set (EVP_CipherInit_ex with NULL cipher/key),
- * and HMAC restarts from precomputed inner/outer hash states (struct copy, no allocation).
+ * context is created; per packet only the IV/nonce is set (the provider's init with NULL key, or
+ * EVP_CipherInit_ex with NULL cipher/key: see xc below), and HMAC restarts from precomputed
+ * inner/outer hash states (struct copy, no allocation).
  *
  * The semantics mirror src/crypto/types.ts (EspTransform / AhTransform) and src/crypto/esp.ts /
  * ah.ts exactly; test/crypto-native.test.ts cross-checks every algorithm against them.
@@ -21,6 +22,9 @@
  *   tableNew() -> external
  *   tableSet(table, slot, espKind, espCtx, ahKind, ahCtx)   kinds: 0 none, 1 native, 2 fallback
  *   runBatch(table, data, meta, n) -> number of jobs deferred to JS (their RESULT is set to -1)
+ *   setDirect(on?) -> previous          cipher contexts made from now on call the provider's
+ *                                        functions directly (default) or go through EVP
+ *   madeCounts() -> [direct, evp]        cipher contexts made each way so far
  */
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
@@ -28,17 +32,21 @@
 #define OPENSSL_SUPPRESS_DEPRECATED 1 /* SHA1_Init & co.: the fastest keyed-HMAC restart */
 #include <node_api.h>
 
+#include <openssl/core_dispatch.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/md5.h>
+#include <openssl/params.h>
+#include <openssl/provider.h>
 #include <openssl/sha.h>
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define ABI_VERSION 1
+#define ABI_VERSION 2
 
 enum { R_OK = 0, R_AUTH = 1, R_LEN = 2, R_INT = 3 };
 
@@ -151,6 +159,9 @@ static inline void put_be32(uint8_t *p, uint32_t v) {
 #define MAGIC_AH 0x41485f31u
 #define MAGIC_TAB 0x54414231u
 
+struct xc_s; /* a cipher context, below */
+static void xc_free(struct xc_s *x);
+
 enum { ESP_SEP = 0, ESP_AEAD = 1, ESP_GMAC = 2 };
 enum { C_NONE = 0, C_CBC = 1, C_CTR = 2 };
 
@@ -160,8 +171,8 @@ typedef struct {
   int mode;     /* ESP_SEP / ESP_AEAD / ESP_GMAC */
   int cmode;    /* ESP_SEP: C_NONE / C_CBC / C_CTR */
   int ivLen, icvLen, blockSize;
-  EVP_CIPHER_CTX *ectx; /* encrypt direction (CTR, GCM, GMAC use only this one for CTR/GMAC) */
-  EVP_CIPHER_CTX *dctx; /* decrypt direction (CBC, AEAD) */
+  struct xc_s *ectx; /* encrypt direction (CTR, GCM, GMAC use only this one for CTR/GMAC) */
+  struct xc_s *dctx; /* decrypt direction (CBC, AEAD) */
   uint8_t salt[4];
   int hasMac;
   hmac_key mac;
@@ -175,42 +186,211 @@ typedef struct {
   int kind;
   int icvLen;
   hmac_key mac;
-  EVP_CIPHER_CTX *ectx;
+  struct xc_s *ectx;
   uint8_t salt[4];
 } ah_ctx;
 
 static void esp_release(esp_ctx *c) {
   if (!c || --c->refs > 0) return;
-  EVP_CIPHER_CTX_free(c->ectx);
-  EVP_CIPHER_CTX_free(c->dctx);
+  xc_free(c->ectx);
+  xc_free(c->dctx);
   OPENSSL_cleanse(c, sizeof(*c));
   free(c);
 }
 
 static void ah_release(ah_ctx *c) {
   if (!c || --c->refs > 0) return;
-  EVP_CIPHER_CTX_free(c->ectx);
+  xc_free(c->ectx);
   OPENSSL_cleanse(c, sizeof(*c));
   free(c);
 }
 
-/* A cipher context with the key schedule set once. enc: 1 encrypt, 0 decrypt. */
-static EVP_CIPHER_CTX *cipher_ctx(const char *name, const uint8_t *key, size_t klen, int enc, int nopad) {
+/*
+ * A cipher context with the key schedule set once, for one direction (enc: 1 encrypt, 0 decrypt).
+ *
+ * Per packet, OpenSSL 3.0's EVP layer costs more than AES-GCM itself on small packets: every
+ * EVP_CipherInit_ex looks the IV length up by name (OSSL_PARAM strcmp), and every tag get/set goes
+ * through EVP_CIPHER_CTX_ctrl's translation to parameters (measured: ~60 % of a 64-byte GCM open).
+ * So where the cipher comes from a provider that lists its implementation
+ * (OSSL_PROVIDER_query_operation, public API), the context calls that implementation's functions
+ * directly (provider-cipher(7): the same functions EVP calls, with the lengths known once). EVP
+ * stays the fallback, and setDirect(false) / IPSECOV2_NATIVE_EVP=1 forces it (tests compare both).
+ */
+typedef struct xc_s {
+  EVP_CIPHER_CTX *evp;   /* the EVP path (NULL when direct) */
+  EVP_CIPHER *ciph;      /* direct: held so its provider stays loaded while the context lives */
+  void *alg;             /* direct: the provider's context, key set */
+  OSSL_FUNC_cipher_freectx_fn *freectx;
+  OSSL_FUNC_cipher_encrypt_init_fn *init; /* encrypt_init or decrypt_init (same signature) */
+  OSSL_FUNC_cipher_update_fn *update;
+  OSSL_FUNC_cipher_final_fn *final;
+  OSSL_FUNC_cipher_get_ctx_params_fn *get_params;
+  OSSL_FUNC_cipher_set_ctx_params_fn *set_params;
+  size_t ivlen, slack; /* slack: the extra output room EVP grants update/final (a block, or 0) */
+} xc;
+
+/* Direct provider calls for new contexts (setDirect, IPSECOV2_NATIVE_EVP). Read when a context is made. */
+static int g_direct = -1;
+/* Contexts made so far with direct calls and through EVP (all threads; for tests and --version). */
+static long g_made_direct, g_made_evp;
+
+static int direct_wanted(void) {
+  if (g_direct < 0) {
+    const char *e = getenv("IPSECOV2_NATIVE_EVP");
+    g_direct = !(e && e[0] && strcmp(e, "0") != 0);
+  }
+  return g_direct;
+}
+
+/* Is `name` one of the ':'-separated names in `names` (case-insensitive, as OpenSSL matches)? */
+static int names_have(const char *names, const char *name) {
+  size_t n = strlen(name);
+  const char *p = names;
+  while (*p) {
+    const char *e = strchr(p, ':');
+    size_t l = e ? (size_t)(e - p) : strlen(p);
+    if (l == n && OPENSSL_strncasecmp(p, name, n) == 0) return 1;
+    if (!e) break;
+    p = e + 1;
+  }
+  return 0;
+}
+
+static int xc_direct(xc *x, EVP_CIPHER *ciph, const char *name, const uint8_t *key, size_t klen, int enc, int nopad) {
+  const OSSL_PROVIDER *prov = EVP_CIPHER_get0_provider(ciph);
+  const OSSL_ALGORITHM *algs, *a;
+  const OSSL_DISPATCH *d;
+  OSSL_FUNC_cipher_newctx_fn *newctx = NULL;
+  OSSL_FUNC_cipher_encrypt_init_fn *einit = NULL, *dinit = NULL;
+  int nocache = 0, ok = 0;
+  if (!prov) return 0;
+  algs = OSSL_PROVIDER_query_operation(prov, OSSL_OP_CIPHER, &nocache);
+  if (!algs) return 0;
+  for (a = algs; a->algorithm_names != NULL; a++)
+    if (names_have(a->algorithm_names, name)) break;
+  if (a->algorithm_names != NULL) {
+    for (d = a->implementation; d->function_id != 0; d++) {
+      switch (d->function_id) {
+        case OSSL_FUNC_CIPHER_NEWCTX: newctx = OSSL_FUNC_cipher_newctx(d); break;
+        case OSSL_FUNC_CIPHER_FREECTX: x->freectx = OSSL_FUNC_cipher_freectx(d); break;
+        case OSSL_FUNC_CIPHER_ENCRYPT_INIT: einit = OSSL_FUNC_cipher_encrypt_init(d); break;
+        case OSSL_FUNC_CIPHER_DECRYPT_INIT: dinit = OSSL_FUNC_cipher_decrypt_init(d); break;
+        case OSSL_FUNC_CIPHER_UPDATE: x->update = OSSL_FUNC_cipher_update(d); break;
+        case OSSL_FUNC_CIPHER_FINAL: x->final = OSSL_FUNC_cipher_final(d); break;
+        case OSSL_FUNC_CIPHER_GET_CTX_PARAMS: x->get_params = OSSL_FUNC_cipher_get_ctx_params(d); break;
+        case OSSL_FUNC_CIPHER_SET_CTX_PARAMS: x->set_params = OSSL_FUNC_cipher_set_ctx_params(d); break;
+        default: break;
+      }
+    }
+    x->init = enc ? einit : dinit;
+    if (newctx && x->freectx && x->init && x->update && x->final && x->get_params && x->set_params) {
+      x->alg = newctx(OSSL_PROVIDER_get0_provider_ctx(prov));
+      if (x->alg && x->init(x->alg, key, klen, NULL, 0, NULL)) {
+        ok = 1;
+        if (nopad) {
+          unsigned int pad = 0;
+          OSSL_PARAM p[2];
+          p[0] = OSSL_PARAM_construct_uint(OSSL_CIPHER_PARAM_PADDING, &pad);
+          p[1] = OSSL_PARAM_construct_end();
+          ok = x->set_params(x->alg, p);
+        }
+      }
+    }
+  }
+  OSSL_PROVIDER_unquery_operation(prov, OSSL_OP_CIPHER, algs);
+  if (!ok) {
+    if (x->alg) x->freectx(x->alg);
+    x->alg = NULL;
+  }
+  return ok;
+}
+
+static void xc_free(xc *x) {
+  if (!x) return;
+  if (x->alg) x->freectx(x->alg);
+  EVP_CIPHER_free(x->ciph);
+  EVP_CIPHER_CTX_free(x->evp);
+  OPENSSL_cleanse(x, sizeof(*x));
+  free(x);
+}
+
+static xc *cipher_ctx(const char *name, const uint8_t *key, size_t klen, int enc, int nopad) {
   EVP_CIPHER *ciph = EVP_CIPHER_fetch(NULL, name, NULL);
-  EVP_CIPHER_CTX *ctx = NULL;
-  if (!ciph) goto fail;
+  xc *x = (xc *)calloc(1, sizeof(*x));
+  int bs;
+  if (!ciph || !x) goto fail;
   if ((size_t)EVP_CIPHER_get_key_length(ciph) != klen) goto fail;
-  ctx = EVP_CIPHER_CTX_new();
-  if (!ctx) goto fail;
-  if (EVP_CipherInit_ex(ctx, ciph, NULL, key, NULL, enc) != 1) goto fail;
-  if (nopad && EVP_CIPHER_CTX_set_padding(ctx, 0) != 1) goto fail;
+  x->ivlen = (size_t)EVP_CIPHER_get_iv_length(ciph);
+  bs = EVP_CIPHER_get_block_size(ciph);
+  x->slack = bs > 1 ? (size_t)bs : 0;
+  if (direct_wanted() && xc_direct(x, ciph, name, key, klen, enc, nopad)) {
+    x->ciph = ciph;
+    __atomic_fetch_add(&g_made_direct, 1, __ATOMIC_RELAXED);
+    return x;
+  }
+  ERR_clear_error();
+  x->evp = EVP_CIPHER_CTX_new();
+  if (!x->evp) goto fail;
+  if (EVP_CipherInit_ex(x->evp, ciph, NULL, key, NULL, enc) != 1) goto fail;
+  if (nopad && EVP_CIPHER_CTX_set_padding(x->evp, 0) != 1) goto fail;
   EVP_CIPHER_free(ciph);
-  return ctx;
+  __atomic_fetch_add(&g_made_evp, 1, __ATOMIC_RELAXED);
+  return x;
 fail:
-  EVP_CIPHER_CTX_free(ctx);
+  xc_free(x);
   EVP_CIPHER_free(ciph);
   ERR_clear_error();
   return NULL;
+}
+
+/* Per packet: new IV, same key and direction. */
+static inline int xc_init(xc *x, const uint8_t *iv) {
+  if (x->alg) return x->init(x->alg, NULL, 0, iv, x->ivlen, NULL) == 1;
+  return EVP_CipherInit_ex(x->evp, NULL, NULL, NULL, iv, -1) == 1;
+}
+
+/* in[0, inl) -> out (NULL: AEAD additional data); *outl = bytes written. */
+static inline int xc_update(xc *x, uint8_t *out, int *outl, const uint8_t *in, int inl) {
+  if (x->alg) {
+    size_t o = 0;
+    int r;
+    if (inl == 0) { *outl = 0; return 1; } /* as EVP: nothing to do */
+    r = x->update(x->alg, out, &o, (size_t)inl + x->slack, in, (size_t)inl);
+    *outl = (int)o;
+    return r == 1;
+  }
+  return EVP_CipherUpdate(x->evp, out, outl, in, inl) == 1;
+}
+
+/* 1 ok; 0 failed (for AEAD decryption: the tag did not verify). */
+static inline int xc_final(xc *x, uint8_t *out, int *outl) {
+  if (x->alg) {
+    size_t o = 0;
+    int r = x->final(x->alg, out, &o, x->slack);
+    *outl = (int)o;
+    return r == 1;
+  }
+  return EVP_CipherFinal_ex(x->evp, out, outl) == 1;
+}
+
+static inline int xc_set_tag(xc *x, const uint8_t *tag, int len) {
+  if (x->alg) {
+    OSSL_PARAM p[2];
+    p[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, (void *)tag, (size_t)len);
+    p[1] = OSSL_PARAM_construct_end();
+    return x->set_params(x->alg, p) == 1;
+  }
+  return EVP_CIPHER_CTX_ctrl(x->evp, EVP_CTRL_AEAD_SET_TAG, len, (void *)tag) == 1;
+}
+
+static inline int xc_get_tag(xc *x, uint8_t *tag, int len) {
+  if (x->alg) {
+    OSSL_PARAM p[2];
+    p[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, (size_t)len);
+    p[1] = OSSL_PARAM_construct_end();
+    return x->get_params(x->alg, p) == 1;
+  }
+  return EVP_CIPHER_CTX_ctrl(x->evp, EVP_CTRL_AEAD_GET_TAG, len, tag) == 1;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -245,9 +425,9 @@ static int sep_cipher(const esp_ctx *c, uint8_t *ct, int n, int enc) {
   if (c->cmode == C_NONE || n == 0) return 1;
   if (c->cmode == C_CBC) {
     /* IV = the ivLen (= block size) bytes before the ciphertext (RFC 3602 §2). */
-    EVP_CIPHER_CTX *x = enc ? c->ectx : c->dctx;
-    if (EVP_CipherInit_ex(x, NULL, NULL, NULL, ct - c->ivLen, -1) != 1) return 0;
-    if (EVP_CipherUpdate(x, ct, &ol, ct, n) != 1 || ol != n) return 0;
+    xc *x = enc ? c->ectx : c->dctx;
+    if (!xc_init(x, ct - c->ivLen)) return 0;
+    if (!xc_update(x, ct, &ol, ct, n) || ol != n) return 0;
     return 1;
   }
   /* C_CTR, RFC 3686 §4: counter block = nonce(4) || IV(8) || 00000001. */
@@ -256,25 +436,25 @@ static int sep_cipher(const esp_ctx *c, uint8_t *ct, int n, int enc) {
     memcpy(cb, c->salt, 4);
     memcpy(cb + 4, ct - 8, 8);
     cb[12] = 0; cb[13] = 0; cb[14] = 0; cb[15] = 1;
-    if (EVP_CipherInit_ex(c->ectx, NULL, NULL, NULL, cb, -1) != 1) return 0;
-    if (EVP_CipherUpdate(c->ectx, ct, &ol, ct, n) != 1 || ol != n) return 0;
+    if (!xc_init(c->ectx, cb)) return 0;
+    if (!xc_update(c->ectx, ct, &ol, ct, n) || ol != n) return 0;
     return 1;
   }
 }
 
 /* GMAC tag: GCM with empty plaintext over AAD segments (RFC 4543). */
-static int gmac_tag(EVP_CIPHER_CTX *x, const uint8_t *nonce, const uint8_t *const *seg, const size_t *len, int nseg,
+static int gmac_tag(xc *x, const uint8_t *nonce, const uint8_t *const *seg, const size_t *len, int nseg,
                     uint8_t *tag) {
   int ol = 0, i;
   uint8_t fin[16];
-  if (EVP_CipherInit_ex(x, NULL, NULL, NULL, nonce, 1) != 1) return 0;
+  if (!xc_init(x, nonce)) return 0;
   for (i = 0; i < nseg; i++) {
     if (len[i] == 0) continue;
     if (len[i] > INT32_MAX) return 0;
-    if (EVP_CipherUpdate(x, NULL, &ol, seg[i], (int)len[i]) != 1) return 0;
+    if (!xc_update(x, NULL, &ol, seg[i], (int)len[i])) return 0;
   }
-  if (EVP_CipherFinal_ex(x, fin, &ol) != 1) return 0;
-  if (EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_GET_TAG, 16, tag) != 1) return 0;
+  if (!xc_final(x, fin, &ol)) return 0;
+  if (!xc_get_tag(x, tag, 16)) return 0;
   return 1;
 }
 
@@ -293,7 +473,7 @@ static int aead_aad(const uint8_t *p, int64_t seqHigh, uint8_t *aad) {
  */
 static int aead_restore(esp_ctx *c, const uint8_t *nonce, uint8_t *ct, int n) {
   int ol = 0;
-  if (EVP_CipherInit_ex(c->dctx, NULL, NULL, NULL, nonce, 0) == 1 && EVP_CipherUpdate(c->dctx, ct, &ol, ct, n) == 1 && ol == n) {
+  if (xc_init(c->dctx, nonce) && xc_update(c->dctx, ct, &ol, ct, n) && ol == n) {
     ERR_clear_error();
     return 1;
   }
@@ -350,15 +530,15 @@ static int esp_open(esp_ctx *c, uint8_t *buf, size_t blen, int64_t start, int64_
       int aadLen, ol = 0, fl = 0, fr, verdict;
       make_nonce(c, p + 8, nonce);
       aadLen = aead_aad(p, seqHigh, aad);
-      if (EVP_CipherInit_ex(c->dctx, NULL, NULL, NULL, nonce, 0) != 1) goto internal;
-      if (EVP_CipherUpdate(c->dctx, NULL, &ol, aad, aadLen) != 1) goto internal;
-      if (EVP_CipherUpdate(c->dctx, ct, &ol, ct, n) != 1 || ol != n) {
+      if (!xc_init(c->dctx, nonce)) goto internal;
+      if (!xc_update(c->dctx, NULL, &ol, aad, aadLen)) goto internal;
+      if (!xc_update(c->dctx, ct, &ol, ct, n) || ol != n) {
         /* how much was written is unknown: wipe rather than guess (never seen; internal error) */
         OPENSSL_cleanse(ct, (size_t)n);
         goto internal;
       }
-      if (EVP_CIPHER_CTX_ctrl(c->dctx, EVP_CTRL_AEAD_SET_TAG, c->icvLen, p + icvOff) == 1) {
-        fr = EVP_CipherFinal_ex(c->dctx, fin, &fl);
+      if (xc_set_tag(c->dctx, p + icvOff, c->icvLen)) {
+        fr = xc_final(c->dctx, fin, &fl);
         if (fr == 1 && fl == 0) return R_OK;
         verdict = fr == 1 ? R_INT : R_AUTH;
       } else verdict = R_INT;
@@ -415,11 +595,11 @@ static int esp_seal(esp_ctx *c, uint8_t *buf, size_t blen, int64_t start, int64_
       int aadLen, ol = 0;
       make_nonce(c, p + 8, nonce);
       aadLen = aead_aad(p, seqHigh, aad);
-      if (EVP_CipherInit_ex(c->ectx, NULL, NULL, NULL, nonce, 1) != 1) goto internal;
-      if (EVP_CipherUpdate(c->ectx, NULL, &ol, aad, aadLen) != 1) goto internal;
-      if (n > 0 && (EVP_CipherUpdate(c->ectx, ct, &ol, ct, n) != 1 || ol != n)) goto internal;
-      if (EVP_CipherFinal_ex(c->ectx, fin, &ol) != 1) goto internal;
-      if (EVP_CIPHER_CTX_ctrl(c->ectx, EVP_CTRL_AEAD_GET_TAG, c->icvLen, p + icvOff) != 1) goto internal;
+      if (!xc_init(c->ectx, nonce)) goto internal;
+      if (!xc_update(c->ectx, NULL, &ol, aad, aadLen)) goto internal;
+      if (n > 0 && (!xc_update(c->ectx, ct, &ol, ct, n) || ol != n)) goto internal;
+      if (!xc_final(c->ectx, fin, &ol)) goto internal;
+      if (!xc_get_tag(c->ectx, p + icvOff, c->icvLen)) goto internal;
       return R_OK;
     internal:
       ERR_clear_error();
@@ -452,15 +632,15 @@ static int ah_mac(ah_ctx *c, const uint8_t *const *seg, const size_t *len, int n
     if (!iv) return 0;
     memcpy(nonce, c->salt, 4);
     memcpy(nonce + 4, iv, 8);
-    if (EVP_CipherInit_ex(c->ectx, NULL, NULL, NULL, nonce, 1) != 1) goto fail;
+    if (!xc_init(c->ectx, nonce)) goto fail;
     for (i = 0; i < nseg; i++) {
       if (len[i] == 0) continue;
       if (len[i] > INT32_MAX) goto fail;
-      if (EVP_CipherUpdate(c->ectx, NULL, &ol, seg[i], (int)len[i]) != 1) goto fail;
+      if (!xc_update(c->ectx, NULL, &ol, seg[i], (int)len[i])) goto fail;
     }
-    if (seqHigh >= 0 && EVP_CipherUpdate(c->ectx, NULL, &ol, hi, 4) != 1) goto fail;
-    if (EVP_CipherFinal_ex(c->ectx, fin, &ol) != 1) goto fail;
-    if (EVP_CIPHER_CTX_ctrl(c->ectx, EVP_CTRL_AEAD_GET_TAG, 16, out) != 1) goto fail;
+    if (seqHigh >= 0 && !xc_update(c->ectx, NULL, &ol, hi, 4)) goto fail;
+    if (!xc_final(c->ectx, fin, &ol)) goto fail;
+    if (!xc_get_tag(c->ectx, out, 16)) goto fail;
     return 1;
   fail:
     ERR_clear_error();
@@ -721,7 +901,7 @@ static napi_value js_esp_new(napi_env env, napi_callback_info info) {
     c->ectx = cipher_ctx(cname, key, klen, 1, 0);
     if (mode == ESP_AEAD) c->dctx = cipher_ctx(cname, key, klen, 0, 0);
     if (!c->ectx || (mode == ESP_AEAD && !c->dctx)) { esp_release(c); return throw_range(env, "espNew: OpenSSL refused the cipher"); }
-    if (EVP_CIPHER_CTX_get_iv_length(c->ectx) != 12) { esp_release(c); return throw_range(env, "espNew: nonce length is not 12"); }
+    if (c->ectx->ivlen != 12) { esp_release(c); return throw_range(env, "espNew: nonce length is not 12"); }
   }
   if (napi_create_external(env, c, fin_esp, NULL, &out) != napi_ok) { esp_release(c); return NULL; }
   return out;
@@ -918,6 +1098,34 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* setDirect(on?) -> previous: provider calls (true) or EVP (false) for contexts made from now on;
+   without an argument it only reports. */
+static napi_value js_set_direct(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  bool on;
+  int prev = direct_wanted();
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc >= 1 && !is_nullish(env, argv[0])) {
+    if (napi_get_value_bool(env, argv[0], &on) != napi_ok) return throw_type(env, "setDirect: a boolean");
+    g_direct = on ? 1 : 0;
+  }
+  CHECK(napi_get_boolean(env, prev != 0, &out));
+  return out;
+}
+
+/* madeCounts() -> [contexts made with direct provider calls, through EVP] */
+static napi_value js_made_counts(napi_env env, napi_callback_info info) {
+  napi_value out, v;
+  (void)info;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_int64(env, __atomic_load_n(&g_made_direct, __ATOMIC_RELAXED), &v));
+  CHECK(napi_set_element(env, out, 0, v));
+  CHECK(napi_create_int64(env, __atomic_load_n(&g_made_evp, __ATOMIC_RELAXED), &v));
+  CHECK(napi_set_element(env, out, 1, v));
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"info", NULL, js_info, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -929,6 +1137,8 @@ NAPI_MODULE_INIT() {
     {"tableNew", NULL, js_table_new, NULL, NULL, NULL, napi_enumerable, NULL},
     {"tableSet", NULL, js_table_set, NULL, NULL, NULL, napi_enumerable, NULL},
     {"runBatch", NULL, js_run_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setDirect", NULL, js_set_direct, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"madeCounts", NULL, js_made_counts, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi;
   if (OpenSSL_version_num() >> 28 != 3) { /* built against OpenSSL 3 headers: refuse anything else */

@@ -1,7 +1,7 @@
 /**
  * Native crypto addon: the automatic fallback (IPSECOV2_NO_NATIVE=1 → node:crypto, factories
- * return null, nativeInfo says why) and loading in worker_threads (one addon instance per
- * thread, contexts created and finalised per thread).
+ * return null, nativeInfo says why), its EVP mode (IPSECOV2_NATIVE_EVP=1), and loading in
+ * worker_threads (one addon instance per thread, contexts created and finalised per thread).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,8 +31,24 @@ test('IPSECOV2_NO_NATIVE=1 disables the addon: factories return null, info says 
   assert.deepEqual(o, { available: false, info: 'node:crypto (disabled by IPSECOV2_NO_NATIVE)', esp: null, ah: null, table: null });
 });
 
+test('IPSECOV2_NATIVE_EVP=1: the addon\'s cipher contexts go through EVP, and info says so', { skip: nativeAvailable() ? false : nativeInfo() }, () => {
+  const script = `
+    const n = await import(${JSON.stringify(NATIVE_JS)});
+    const p = { encryption: 'aes-gcm-128', encryptionKey: new Uint8Array(20), integrity: 'none', integrityKey: new Uint8Array(0), icvLength: 16 };
+    const esp = n.createNativeEspTransform(p);
+    console.log(JSON.stringify({ esp: esp !== null, info: n.nativeInfo(), calls: n.nativeCipherCalls() }));`;
+  for (const [env, direct] of [['1', false], ['0', true], ['', true]] as const) {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, IPSECOV2_NATIVE_EVP: env }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const o = JSON.parse(r.stdout) as { esp: boolean; info: string; calls: { previous: boolean; made: { direct: number; evp: number } } };
+    assert.equal(o.esp, true);
+    assert.match(o.info, direct ? /, provider calls\)$/ : /, EVP calls: IPSECOV2_NATIVE_EVP\)$/);
+    assert.deepEqual(o.calls, { previous: direct, made: direct ? { direct: 2, evp: 0 } : { direct: 0, evp: 2 } });
+  }
+});
+
 test('nativeInfo names the active path', () => {
-  if (nativeAvailable()) assert.match(nativeInfo(), /^native addon \(OpenSSL 3\.\S+ via node\)$/);
+  if (nativeAvailable()) assert.match(nativeInfo(), /^native addon \(OpenSSL 3\.\S+ via node, (provider calls|EVP calls: IPSECOV2_NATIVE_EVP)\)$/);
   else assert.match(nativeInfo(), /^node:crypto \(.+\)$/);
 });
 

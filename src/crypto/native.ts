@@ -17,7 +17,7 @@ import { encryptionAlgorithm, integrityAlgorithm } from './registry.js';
 import type { AhParams, AhTransform, EspParams, EspTransform, OpenResult } from './types.js';
 
 /** The addon's JS-facing API version this loader speaks (ABI_VERSION in the C file). */
-const EXPECTED_ABI = 1;
+const EXPECTED_ABI = 2;
 const ADDON_FILE = join('build', 'Release', 'ipsecov2_native.node');
 
 type Ctx = object;
@@ -32,6 +32,10 @@ interface Addon {
   tableNew(): Ctx;
   tableSet(table: Ctx, slot: number, espKind: number, esp: Ctx | null, ahKind: number, ah: Ctx | null): void;
   runBatch(table: Ctx, data: Uint8Array, meta: Int32Array, n: number): number;
+  /** Cipher contexts made from now on call the provider's functions directly (true) or use EVP; returns the previous setting. */
+  setDirect(on?: boolean | null): boolean;
+  /** Cipher contexts made so far: [with direct provider calls, through EVP]. */
+  madeCounts(): [number, number];
 }
 
 let loaded = false;
@@ -84,9 +88,22 @@ export function nativeInfo(): string {
   const a = load();
   if (a) {
     const v = /OpenSSL \S+/.exec(a.info());
-    return `native addon (${v ? v[0] : a.info()} via node)`;
+    return `native addon (${v ? v[0] : a.info()} via node, ${a.setDirect() ? 'provider calls' : 'EVP calls: IPSECOV2_NATIVE_EVP'})`;
   }
   return `node:crypto (${reason})`;
+}
+
+/**
+ * Tests: make the addon's cipher contexts call the OpenSSL provider's functions directly (the
+ * default) or go through EVP (IPSECOV2_NATIVE_EVP=1), for contexts made from now on. Returns the
+ * previous setting and the contexts made each way so far; null without the addon.
+ */
+export function nativeCipherCalls(direct?: boolean): { previous: boolean; made: { direct: number; evp: number } } | null {
+  const a = load();
+  if (!a) return null;
+  const previous = a.setDirect(direct ?? null);
+  const [d, e] = a.madeCounts();
+  return { previous, made: { direct: d, evp: e } };
 }
 
 // ---------------------------------------------------------------------------------------------
