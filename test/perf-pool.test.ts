@@ -8,18 +8,38 @@ import assert from 'node:assert/strict';
 import { createCryptoRunner } from '../src/pipeline/pool.js';
 import { JobBatch, type SlotDef } from '../src/offload/jobs.js';
 
-for (const [asked, depth, started] of [[1, 2, 1], [2, 3, 2], [4, 3, 3], [8, 3, 3]] as const) {
-  test(`pool: --workers ${asked} keeps ${depth} batches in flight and starts ${started} worker(s)`, async () => {
+for (const [asked, depth, most] of [[1, 2, 1], [2, 3, 2], [4, 3, 3], [8, 3, 3]] as const) {
+  test(`pool: --workers ${asked} keeps ${depth} batches in flight and starts 1 worker, at most ${most} when the pipeline waits`, async () => {
     const runner = createCryptoRunner(asked, false);
     try {
       assert.equal(runner.depth, depth);
-      // workers start with the first batch that has a job
-      assert.equal((runner as unknown as { started: number }).started, 0);
-      const jobs = new JobBatch(64, 4);
-      jobs.addJob();
+      // the first worker starts with the first batch that has a job
+      assert.equal(runner.started, 0);
       const defs = new Map<number, SlotDef>([[0, { slot: 0, esp: null, ah: null }]]);
-      await runner.run(jobs, defs);
-      assert.equal((runner as unknown as { started: number }).started, started);
+      const batch = async (): Promise<void> => {
+        const jobs = new JobBatch(64, 4);
+        jobs.addJob();
+        await runner.run(jobs, defs);
+      };
+      await batch();
+      assert.equal(runner.started, 1);
+      // batches that were ready when taken: no growth
+      for (let i = 0; i < 8; i++) runner.took(false);
+      assert.equal(runner.started, 1);
+      // waited for in 3 of the last 4 batches, every worker past its start-up: one more worker
+      runner.took(true);
+      runner.took(true);
+      assert.equal(runner.started, 1);
+      runner.took(true);
+      assert.equal(runner.started, Math.min(2, most));
+      for (let i = 0; i < 4; i++) await batch(); // round robin: the new worker returns one too
+      // after adding one, 4 more batches are counted before the next
+      runner.took(true);
+      runner.took(false);
+      runner.took(true);
+      assert.equal(runner.started, Math.min(2, most));
+      runner.took(true);
+      assert.equal(runner.started, Math.min(3, most));
       assert.equal(runner.faults, 0);
     } finally {
       await runner.close();
@@ -27,13 +47,28 @@ for (const [asked, depth, started] of [[1, 2, 1], [2, 3, 2], [4, 3, 3], [8, 3, 3
   });
 }
 
+test('pool: waits while a worker is still starting do not add workers', async () => {
+  const runner = createCryptoRunner(2, false);
+  try {
+    const jobs = new JobBatch(64, 4);
+    jobs.addJob();
+    const done = runner.run(jobs, new Map<number, SlotDef>([[0, { slot: 0, esp: null, ah: null }]]));
+    // the worker has not returned anything yet
+    for (let i = 0; i < 8; i++) runner.took(true);
+    assert.equal(runner.started, 1);
+    await done;
+  } finally {
+    await runner.close();
+  }
+});
+
 test('pool: by default the first batch with crypto runs inline; the workers start with the second', async () => {
   const runner = createCryptoRunner(2);
   try {
     const defs = new Map<number, SlotDef>([[0, { slot: 0, esp: null, ah: null }]]);
     const empty = new JobBatch(64, 4);
     await runner.run(empty, defs);
-    const started = (): number => (runner as unknown as { started: number }).started;
+    const started = (): number => runner.started;
     assert.equal(started(), 0, 'a batch without crypto starts nothing');
     const first = new JobBatch(64, 4);
     first.addJob();
@@ -42,7 +77,7 @@ test('pool: by default the first batch with crypto runs inline; the workers star
     const second = new JobBatch(64, 4);
     second.addJob();
     await runner.run(second, defs);
-    assert.equal(started(), 2);
+    assert.equal(started(), 1, 'one worker; more only when the pipeline waits for it');
     assert.equal(runner.faults, 0);
   } finally {
     await runner.close();

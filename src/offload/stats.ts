@@ -53,6 +53,8 @@ export class RunStats {
   replayDrops = 0;
   /** Frames whose crypto step failed inside a worker (CRYPTO_GENERIC_ERROR from a fault). */
   workerFaults = 0;
+  /** Crypto workers started (--workers is a maximum: the pool grows only when it is the slower side). */
+  workersStarted = 0;
 
   /** Count one frame's record. */
   record(r: OobRecord): void {
@@ -87,6 +89,7 @@ export class RunStats {
       replay: this.replay.toJSON(),
       replayDrops: this.replayDrops,
       workerFaults: this.workerFaults,
+      workersStarted: this.workersStarted,
       perSa: Object.fromEntries([...this.perSa.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, v.toJSON()])),
     };
   }

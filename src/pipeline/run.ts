@@ -187,6 +187,7 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
         engine.slotDefs, writer, oobOut);
     }
     stats.workerFaults = runner.faults;
+    stats.workersStarted = runner.started;
     for (const w of reader.warnings) warnings.push(`${opts.input === '-' ? 'stdin' : opts.input}: ${w.message} (byte offset ${w.offset})`);
     if (writer) await writer.close();
     if (oobOut) await oobOut.close();
@@ -250,10 +251,18 @@ async function pump(
     });
   };
   let seen = 0;
+  let lastTake = performance.now();
   const framesIn = (): number => seen;
   const finishHead = async (): Promise<void> => {
     const h = inflight.shift()!;
+    // A result already queued arrives at this await in well under a millisecond (the port's
+    // message is handled here). Waiting longer than 2 ms, and longer than half the main thread's
+    // own work since the last batch, means the crypto is the slower side (pool.ts took).
+    const t0 = performance.now();
     await h.done;
+    const t1 = performance.now();
+    runner.took(t1 - t0 > Math.max(2, (t0 - lastTake) / 2));
+    lastTake = t1;
     process(h.batch);
     free.push(h.batch);
     // Every frame before the oldest one still held has been written out: its input chunk can

@@ -1,0 +1,90 @@
+/**
+ * --workers N is a maximum (pool.ts): the pool starts one worker and adds one only when the
+ * pipeline keeps waiting for crypto results. With a heavy transform (3DES + HMAC-SHA-512 on
+ * 1400-byte payloads, ~10x the main thread's work per frame) it must grow to 2, and the output
+ * must be byte-identical to the inline run although the worker count changed mid-run.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BIN = join(fileURLToPath(new URL('../..', import.meta.url)), 'bin', 'ipsecov2');
+
+const SA = `version: 1
+sas:
+  - name: heavy
+    direction: outbound
+    mode: tunnel
+    selector: { dst: 10.1.1.0/24 }
+    tunnel: { src: 192.0.2.2, dst: 192.0.2.1 }
+    esp: { spi: 0x0000c003, encryption: 3des-cbc, encryptionKey: "101112131415161718191a1b1c1d1e1f2021222324252627", integrity: hmac-sha512-256, integrityKey: "${'2a'.repeat(64)}" }
+`;
+
+/** A pcap of `n` Ethernet/IPv4/UDP frames with 1400-byte payloads to 10.1.1.7. */
+function plainCapture(n: number): Buffer {
+  const payload = 1400;
+  const ipLen = 20 + 8 + payload;
+  const flen = 14 + ipLen;
+  const out = Buffer.alloc(24 + n * (16 + flen));
+  out.writeUInt32LE(0xa1b2c3d4, 0);
+  out.writeUInt16LE(2, 4);
+  out.writeUInt16LE(4, 6);
+  out.writeUInt32LE(65535, 16);
+  out.writeUInt32LE(1, 20);
+  for (let i = 0; i < n; i++) {
+    const o = 24 + i * (16 + flen);
+    out.writeUInt32LE(1700000000 + (i >> 10), o);
+    out.writeUInt32LE(i & 1023, o + 4);
+    out.writeUInt32LE(flen, o + 8);
+    out.writeUInt32LE(flen, o + 12);
+    const f = o + 16;
+    out.writeUInt16BE(0x0800, f + 12);
+    const ip = f + 14;
+    out[ip] = 0x45;
+    out.writeUInt16BE(ipLen, ip + 2);
+    out.writeUInt16BE(i & 0xffff, ip + 4);
+    out[ip + 8] = 64;
+    out[ip + 9] = 17;
+    out.set([10, 2, 0, 5], ip + 12);
+    out.set([10, 1, 1, 7], ip + 16);
+    let s = 0;
+    for (let j = 0; j < 20; j += 2) s += out.readUInt16BE(ip + j);
+    while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+    out.writeUInt16BE(~s & 0xffff, ip + 10);
+    out.writeUInt16BE(40000, ip + 20);
+    out.writeUInt16BE(5001, ip + 22);
+    out.writeUInt16BE(8 + payload, ip + 24);
+    for (let j = 0; j < payload; j++) out[ip + 28 + j] = (i + j) & 0xff;
+  }
+  return out;
+}
+
+function run(args: string[]): { status: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  return { status: r.status, stderr: r.stderr };
+}
+
+test('pool: a heavy transform makes the pool grow to --workers 2; output identical to inline', () => {
+  const d = mkdtempSync(join(tmpdir(), 'ipsecov2-grow-'));
+  const sa = join(d, 'sa.yaml');
+  writeFileSync(sa, SA);
+  chmodSync(sa, 0o600);
+  writeFileSync(join(d, 'plain.pcap'), plainCapture(16000));
+  const tx = run(['tx', '--sa', sa, join(d, 'plain.pcap'), '-w', join(d, 'esp.pcap'), '--iv-seed', '0102', '--quiet', '--workers', '0']);
+  assert.equal(tx.status, 0, tx.stderr);
+  const outs: Buffer[][] = [];
+  for (const w of ['0', '2']) {
+    const r = run(['rx', '--sa', sa, '--any-direction', join(d, 'esp.pcap'), '-w', join(d, `o${w}.pcapng`), '--oob', join(d, `o${w}.jsonl`), '--workers', w, '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stderr.trim().split('\n').pop()!) as { workersStarted: number; outcomes: Record<string, number> };
+    assert.deepEqual(j.outcomes, { CRYPTO_SUCCESS: 16000 });
+    assert.equal(j.workersStarted, Number(w), `workers started at --workers ${w}`);
+    outs.push([readFileSync(join(d, `o${w}.pcapng`)), readFileSync(join(d, `o${w}.jsonl`))]);
+  }
+  assert.ok(outs[0]![0]!.equals(outs[1]![0]!), 'pcapng differs');
+  assert.ok(outs[0]![1]!.equals(outs[1]![1]!), 'OOB differs');
+});
