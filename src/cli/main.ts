@@ -131,7 +131,9 @@ async function runPath(path: 'rx' | 'tx', inArg: string | undefined, o: PathOpts
   // Default: one worker per CPU left over by the main thread (which reads, decodes, keeps SA
   // state and writes): on 2 CPUs that is 1, measured faster than 2 (three busy threads on two
   // cores). spec/cli.md says "number of CPUs"; README lists the deviation.
-  const workers = intArg(o.workers, '--workers', 0, 256) ?? Math.max(1, availableParallelism() - 1);
+  // A maximum: the pool starts one worker and grows only while the crypto is the slower side
+  // (pipeline/pool.ts), so the CPU count (cli.md) costs nothing where one worker is enough.
+  const workers = intArg(o.workers, '--workers', 0, 256) ?? availableParallelism();
   const replayWindow = intArg(o.replayWindow, '--replay-window', 0, 4096) ?? null;
   if (replayWindow !== null && replayWindow !== 0 && replayWindow < 32) throw new UserError('--replay-window: 0 (off) or 32..4096', 2);
   const mtu = intArg(o.mtu, '--mtu', 576, 65535) ?? 1500;
@@ -217,7 +219,7 @@ function addPathOptions(c: Command, path: 'rx' | 'tx'): Command {
     .option('-w, --write <file>', `output capture (- = standard output; default <IN-stem>.${path}.pcapng beside the input)`)
     .option('--oob <file>', 'write the per-frame OOB record as JSON Lines (- = standard output)')
     .addOption(new Option('--format <fmt>', 'output format (default pcapng; pcap when -w ends in .pcap)').choices(['pcap', 'pcapng']))
-    .option('--workers <n>', 'crypto worker threads (0 = all crypto on the main thread; default: CPUs - 1, at least 1; at most 3 are started)')
+    .option('--workers <n>', 'crypto worker threads, at most (0 = all crypto on the main thread; default: the number of CPUs); one starts, more only while the crypto is the slower side, never more than 3')
     .option('--drop-failed', 'drop frames that fail checks (default: keep them unchanged, annotated)')
     .option('--nic <profile>', 'override the SA file\'s NIC profile (full | ndis)')
     .option('--max-frame <bytes>', 'largest frame accepted from the input (default 262144)')
