@@ -121,6 +121,8 @@ function writePlain(path: string, frames: number, payload: number, net: number):
 
 interface RunFig {
   seconds: number;
+  /** Crypto workers the pool started (--workers is a maximum). */
+  workersStarted: number;
   frames: number;
   bytesIn: number;
   maxRssMB: number;
@@ -140,8 +142,8 @@ function runCli(args: string[]): RunFig {
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`ipsecov2 ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   const line = r.stderr.trim().split('\n').pop()!;
-  const j = JSON.parse(line) as { framesIn: number; bytesIn: number; maxRssMB: number; outcomes: Record<string, number> };
-  return { seconds: secs, frames: j.framesIn, bytesIn: j.bytesIn, maxRssMB: j.maxRssMB, outcomes: j.outcomes };
+  const j = JSON.parse(line) as { framesIn: number; bytesIn: number; maxRssMB: number; outcomes: Record<string, number>; workersStarted: number };
+  return { seconds: secs, frames: j.framesIn, bytesIn: j.bytesIn, maxRssMB: j.maxRssMB, outcomes: j.outcomes, workersStarted: j.workersStarted };
 }
 
 let startup = 0;
@@ -314,14 +316,21 @@ async function main(): Promise<void> {
     for (const [algo, payload] of [['gcm', 1400], ['gcm', 64], ['cbc', 1400]] as const) {
       const file = ensureEsp(algo, payload);
       const ts = ONLY.includes('tshark') && payload === 1400 ? tsharkTime(file, algo) : null;
-      for (const w of [0, 1, NCPU]) {
-        const runs: RunFig[] = [];
-        for (let i = 0; i < REPS; i++) runs.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(w)]));
+      // worker counts interleaved run by run: the machine's speed drifts between minutes
+      const counts = [0, 1, NCPU];
+      const byCount: RunFig[][] = counts.map(() => []);
+      for (let i = 0; i < REPS; i++) {
+        counts.forEach((w, k) => byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(w)])));
+      }
+      for (let k = 0; k < counts.length; k++) {
+        const w = counts[k]!;
+        const runs = byCount[k]!;
         const secs = median(runs.map((r) => r.seconds));
         const r0 = runs[0]!;
         if ((r0.outcomes.CRYPTO_SUCCESS ?? 0) !== r0.frames) throw new Error(`not every frame decrypted: ${JSON.stringify(r0.outcomes)}`);
         const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
-        console.log(`| ${algo} ${payload} B | ${w} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * payload, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
+        const started = Math.max(...runs.map((r) => r.workersStarted));
+        console.log(`| ${algo} ${payload} B | ${w}${w > 0 ? ` (${started} started)` : ''} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * payload, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
       }
       if (ts) console.log(`| tshark 4 ${algo} ${payload} B | – | ${ts.secs.toFixed(2)} | ${fmtRate(ts.frames, ts.secs, 0)} (${ts.frames} good ICVs) | ${gbit(ts.frames * payload, ts.secs)} | – | 1× |`);
     }

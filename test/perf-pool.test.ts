@@ -9,10 +9,10 @@ import { createCryptoRunner } from '../src/pipeline/pool.js';
 import { JobBatch, type SlotDef } from '../src/offload/jobs.js';
 
 for (const [asked, depth, most] of [[1, 2, 1], [2, 3, 2], [4, 3, 3], [8, 3, 3]] as const) {
-  test(`pool: --workers ${asked} keeps ${depth} batches in flight and starts 1 worker, at most ${most} when the pipeline waits`, async () => {
+  test(`pool: --workers ${asked} starts 1 worker, at most ${most} when the pipeline waits; batches in flight: workers + 1, at most ${depth}`, async () => {
     const runner = createCryptoRunner(asked, false);
     try {
-      assert.equal(runner.depth, depth);
+      assert.equal(runner.depth, 2);
       // the first worker starts with the first batch that has a job
       assert.equal(runner.started, 0);
       const defs = new Map<number, SlotDef>([[0, { slot: 0, esp: null, ah: null }]]);
@@ -32,6 +32,7 @@ for (const [asked, depth, most] of [[1, 2, 1], [2, 3, 2], [4, 3, 3], [8, 3, 3]] 
       assert.equal(runner.started, 1);
       runner.took(true);
       assert.equal(runner.started, Math.min(2, most));
+      assert.equal(runner.depth, Math.min(3, depth));
       for (let i = 0; i < 4; i++) await batch(); // round robin: the new worker returns one too
       // after adding one, 4 more batches are counted before the next
       runner.took(true);
@@ -40,6 +41,7 @@ for (const [asked, depth, most] of [[1, 2, 1], [2, 3, 2], [4, 3, 3], [8, 3, 3]] 
       assert.equal(runner.started, Math.min(2, most));
       runner.took(true);
       assert.equal(runner.started, Math.min(3, most));
+      assert.equal(runner.depth, depth);
       assert.equal(runner.faults, 0);
     } finally {
       await runner.close();

@@ -237,7 +237,6 @@ async function pump(
   /** The frames read and not yet prepared: cur[curAt..]. */
   let cur: CaptureFrame[] = [];
   let curAt = 0;
-  const depth = runner.depth;
   // Wake-up for a read waiting on input when a stop is requested. Not Promise.race against one
   // long-lived promise: every race would leave a reaction on it holding that batch's frames (and
   // their input chunks) until the end of the run, so memory would grow with the input.
@@ -291,7 +290,7 @@ async function pump(
       i += prepare(frames, i, b);
       curAt = i;
       inflight.push({ batch: b, done: runner.run(b.jobs, slotDefs, rebuildOf?.(b)), first });
-      if (inflight.length >= depth) await finishHead();
+      if (inflight.length >= runner.depth) await finishHead();
     }
     progress?.tick(framesIn());
   }
