@@ -11,6 +11,8 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { captureBytes } from './fuzz/lib.js';
+import { ether, ipPacket, Prng } from './tx-helpers.js';
 
 const BIN = join(fileURLToPath(new URL('../..', import.meta.url)), 'bin', 'ipsecov2');
 
@@ -24,56 +26,21 @@ sas:
     esp: { spi: 0x0000c003, encryption: 3des-cbc, encryptionKey: "101112131415161718191a1b1c1d1e1f2021222324252627", integrity: hmac-sha512-256, integrityKey: "${'2a'.repeat(64)}" }
 `;
 
-/** A pcap of `n` Ethernet/IPv4/UDP frames with 1400-byte payloads to 10.1.1.7. */
-function plainCapture(n: number): Buffer {
-  const payload = 1400;
-  const ipLen = 20 + 8 + payload;
-  const flen = 14 + ipLen;
-  const out = Buffer.alloc(24 + n * (16 + flen));
-  out.writeUInt32LE(0xa1b2c3d4, 0);
-  out.writeUInt16LE(2, 4);
-  out.writeUInt16LE(4, 6);
-  out.writeUInt32LE(65535, 16);
-  out.writeUInt32LE(1, 20);
-  for (let i = 0; i < n; i++) {
-    const o = 24 + i * (16 + flen);
-    out.writeUInt32LE(1700000000 + (i >> 10), o);
-    out.writeUInt32LE(i & 1023, o + 4);
-    out.writeUInt32LE(flen, o + 8);
-    out.writeUInt32LE(flen, o + 12);
-    const f = o + 16;
-    out.writeUInt16BE(0x0800, f + 12);
-    const ip = f + 14;
-    out[ip] = 0x45;
-    out.writeUInt16BE(ipLen, ip + 2);
-    out.writeUInt16BE(i & 0xffff, ip + 4);
-    out[ip + 8] = 64;
-    out[ip + 9] = 17;
-    out.set([10, 2, 0, 5], ip + 12);
-    out.set([10, 1, 1, 7], ip + 16);
-    let s = 0;
-    for (let j = 0; j < 20; j += 2) s += out.readUInt16BE(ip + j);
-    while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-    out.writeUInt16BE(~s & 0xffff, ip + 10);
-    out.writeUInt16BE(40000, ip + 20);
-    out.writeUInt16BE(5001, ip + 22);
-    out.writeUInt16BE(8 + payload, ip + 24);
-    for (let j = 0; j < payload; j++) out[ip + 28 + j] = (i + j) & 0xff;
-  }
-  return out;
-}
-
 function run(args: string[]): { status: number | null; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
   return { status: r.status, stderr: r.stderr };
 }
 
-test('pool: a heavy transform makes the pool grow to --workers 2; output identical to inline', () => {
+test('pool: a heavy transform makes the pool grow to --workers 2; output identical to inline', async () => {
   const d = mkdtempSync(join(tmpdir(), 'ipsecov2-grow-'));
   const sa = join(d, 'sa.yaml');
   writeFileSync(sa, SA);
   chmodSync(sa, 0o600);
-  writeFileSync(join(d, 'plain.pcap'), plainCapture(16000));
+  // 16000 Ethernet/IPv4/UDP frames with 1400-byte payloads to the SA's selector
+  const r = new Prng(7);
+  const dst = Buffer.from([10, 1, 1, 7]);
+  const plain = Array.from({ length: 16000 }, () => ether(ipPacket(r, { family: 4, proto: 'udp', payloadLen: 1400, dst })));
+  writeFileSync(join(d, 'plain.pcap'), await captureBytes(plain, 'pcap'));
   const tx = run(['tx', '--sa', sa, join(d, 'plain.pcap'), '-w', join(d, 'esp.pcap'), '--iv-seed', '0102', '--quiet', '--workers', '0']);
   assert.equal(tx.status, 0, tx.stderr);
   const outs: Buffer[][] = [];

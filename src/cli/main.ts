@@ -128,10 +128,7 @@ function formatDiag(d: { file: string; line: number | null; col: number | null; 
 }
 
 async function runPath(path: 'rx' | 'tx', inArg: string | undefined, o: PathOpts, g: GlobalOpts): Promise<number> {
-  // Default: one worker per CPU left over by the main thread (which reads, decodes, keeps SA
-  // state and writes): on 2 CPUs that is 1, measured faster than 2 (three busy threads on two
-  // cores). spec/cli.md says "number of CPUs"; README lists the deviation.
-  // A maximum: the pool starts one worker and grows only while the crypto is the slower side
+  // Default: the number of CPUs (cli.md). A maximum: the pool starts one worker and grows only while the crypto is the slower side
   // (pipeline/pool.ts), so the CPU count (cli.md) costs nothing where one worker is enough.
   const workers = intArg(o.workers, '--workers', 0, 256) ?? availableParallelism();
   const replayWindow = intArg(o.replayWindow, '--replay-window', 0, 4096) ?? null;

@@ -122,13 +122,11 @@ class WorkerRunner implements CryptoRunner {
   private slotDefs: ReadonlyMap<number, SlotDef> = new Map();
   private closing = false;
 
-  /** The first batch with crypto still to come, to run inline (see the file comment). */
-  private inlineFirst: boolean;
-  /** Slot contexts for that inline batch. */
-  private inlineTable: SlotTable | null = null;
+  /** Runs the first batch with crypto on this thread (see the file comment); null once used. */
+  private firstInline: InlineRunner | null;
 
   constructor(n: number, firstBatchInline: boolean) {
-    this.inlineFirst = firstBatchInline;
+    this.firstInline = firstBatchInline ? new InlineRunner() : null;
     // One batch more than there are workers keeps every worker busy while the main thread
     // works. Never more than 3 in flight: the main thread (read, SA state, write) is the bound,
     // it keeps at most 2-3 workers busy (crypto is 0.3-1 µs a frame against 2-4 µs of main-thread
@@ -179,7 +177,7 @@ class WorkerRunner implements CryptoRunner {
     this.taken = 0;
   }
 
-  /** Workers running now (started with the first batch that has crypto to do). */
+  /** Workers started (replacements of dead ones not counted twice). */
   get started(): number {
     return this.slots.length;
   }
@@ -267,14 +265,11 @@ class WorkerRunner implements CryptoRunner {
   run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, rebuild?: Rebuild): Promise<void> {
     this.slotDefs = slotDefs;
     if (jobs.count === 0) return Promise.resolve(); // nothing to send: no message round trip
-    if (this.inlineFirst) {
-      this.inlineFirst = false;
-      this.inlineTable = new SlotTable();
-      defineMissing(this.inlineTable, jobs, slotDefs);
-      runJobs(this.inlineTable, jobs.data, jobs.meta, jobs.count);
-      return Promise.resolve();
+    if (this.firstInline !== null) {
+      const r = this.firstInline;
+      this.firstInline = null;
+      return r.run(jobs, slotDefs);
     }
-    this.inlineTable = null;
     this.ensureStarted();
     return new Promise<void>((resolve) => {
       // Kept so a batch lost with a dying worker can be retried: the job table, and the data
