@@ -3,6 +3,8 @@
  * runs. Captures are generated once (cached in bench/data/) with the project's own tx path.
  *
  *   BENCH_FRAMES   frames per ESP capture (default 200000)
+ *   BENCH_LONG     frames of the long GCM 64 B capture (default 1600000; 0 skips it): the
+ *                  per-frame rate once start-up and V8's warm-up are a small share
  *   BENCH_REPS     runs per figure (default 3; the median is printed)
  *   BENCH_GB       size of the pass-through capture in GB (default 2; 0 skips it)
  *   BENCH_ONLY     comma list of figures to run: esp,passthrough,adversarial,tshark,bounds
@@ -20,6 +22,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const DATA = join(ROOT, 'bench', 'data');
 const BIN = join(ROOT, 'bin', 'ipsecov2');
 const FRAMES = Number(process.env.BENCH_FRAMES ?? 200000);
+const LONG = Number(process.env.BENCH_LONG ?? 1600000);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const GB = Number(process.env.BENCH_GB ?? 2);
 const ONLY = (process.env.BENCH_ONLY ?? 'esp,passthrough,adversarial,tshark,bounds').split(',');
@@ -129,6 +132,8 @@ interface RunFig {
   seconds: number;
   /** Crypto workers the pool started (--workers is a maximum). */
   workersStarted: number;
+  /** Frames whose pcapng block and OOB line the addon wrote (src/pipeline/rx-emit.ts). */
+  nativeOutputFrames: number;
   frames: number;
   bytesIn: number;
   maxRssMB: number;
@@ -141,15 +146,15 @@ function clearOutputs(): void {
   for (const f of outputs) rmSync(f, { force: true });
 }
 
-function runCli(args: string[]): RunFig {
+function runCli(args: string[], env?: NodeJS.ProcessEnv): RunFig {
   clearOutputs();
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, [BIN, ...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, [BIN, ...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20, env: env ? { ...process.env, ...env } : process.env });
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`ipsecov2 ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   const line = r.stderr.trim().split('\n').pop()!;
-  const j = JSON.parse(line) as { framesIn: number; bytesIn: number; maxRssMB: number; outcomes: Record<string, number>; workersStarted: number };
-  return { seconds: secs, frames: j.framesIn, bytesIn: j.bytesIn, maxRssMB: j.maxRssMB, outcomes: j.outcomes, workersStarted: j.workersStarted };
+  const j = JSON.parse(line) as { framesIn: number; bytesIn: number; maxRssMB: number; outcomes: Record<string, number>; workersStarted: number; nativeOutputFrames: number };
+  return { seconds: secs, frames: j.framesIn, bytesIn: j.bytesIn, maxRssMB: j.maxRssMB, outcomes: j.outcomes, workersStarted: j.workersStarted, nativeOutputFrames: j.nativeOutputFrames };
 }
 
 let startup = 0;
@@ -170,8 +175,7 @@ function framesOf(algo: Algo): number {
 
 type Algo = 'gcm' | 'cbc' | 'heavy';
 
-function ensureEsp(algo: Algo, payload: number): string {
-  const frames = framesOf(algo);
+function ensureEsp(algo: Algo, payload: number, frames = framesOf(algo)): string {
   const esp = join(DATA, `esp-${algo}-${payload}-${frames}.pcap`);
   if (existsSync(esp)) return esp;
   const plain = join(DATA, `plain-${algo}-${payload}-${frames}.pcap`);
@@ -257,9 +261,11 @@ async function copyRate(threads: number): Promise<number> {
 /**
  * What bounds the frames/s here, measured in the same run: the rx figures above are one process
  * with one main thread; if two cores could do twice the work, two inline processes each given half
- * of the frames would finish in about half the time. The copy rate says how fast this machine
- * moves payload bytes through RAM (each frame's payload is copied several times: read, decrypt,
- * output, write).
+ * of the frames would finish in about half the time. Each process pays start-up and V8's warm-up
+ * (~0.3 s together), so on 200k frames the pair pays them twice for a third of the work: the
+ * long capture (BENCH_LONG) shows the split of the per-frame work itself. The copy rate says how
+ * fast this machine moves payload bytes through RAM (each frame's payload is copied several
+ * times: read, decrypt, output, write).
  */
 async function bounds(out: string, oob: string): Promise<void> {
   console.log('\n## what bounds it: two inline processes on two halves at once vs one on all frames');
@@ -269,8 +275,10 @@ async function bounds(out: string, oob: string): Promise<void> {
   const out2 = join(DATA, 'out2.pcapng');
   const oob2 = join(DATA, 'out2.jsonl');
   outputs.push(out2, oob2);
-  for (const payload of [1400, 64]) {
-    const file = ensureEsp('gcm', payload);
+  const sets: [number, number][] = [[1400, FRAMES], [64, FRAMES]];
+  if (LONG > 0) sets.push([64, LONG]);
+  for (const [payload, frames] of sets) {
+    const file = ensureEsp('gcm', payload, frames);
     const [h1, h2] = ensureHalves(file);
     const rx = (f: string, o: string, j: string): string[] => ['rx', '--sa', sa, '--any-direction', f, '-w', o, '--oob', j, '--workers', '0', '--quiet'];
     const one: number[] = [];
@@ -281,7 +289,24 @@ async function bounds(out: string, oob: string): Promise<void> {
     }
     const a = median(one);
     const b = median(two);
-    console.log(`| gcm ${payload} B, ${FRAMES} frames | ${a.toFixed(2)} | ${b.toFixed(2)} | ${(a / b).toFixed(2)}× | ${fmtRate(FRAMES, b, 0)} |`);
+    console.log(`| gcm ${payload} B, ${frames} frames | ${a.toFixed(2)} | ${b.toFixed(2)} | ${(a / b).toFixed(2)}× | ${fmtRate(frames, b, 0)} |`);
+  }
+  // the output writer: the addon (default) against the JS writers, inline, same captures
+  console.log('\n## rx output writer: the addon (runs of frames per call) vs the JS writers (IPSECOV2_NO_NATIVE_EMIT=1), inline');
+  console.log('| capture | addon: median s | frames/s | frames the addon wrote | JS writers: median s | frames/s | speed-up |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const [payload, frames] of sets) {
+    const file = ensureEsp('gcm', payload, frames);
+    const args = ['rx', '--sa', sa, '--any-direction', file, '-w', out, '--oob', oob, '--workers', '0'];
+    const nat: RunFig[] = [];
+    const js: RunFig[] = [];
+    for (let i = 0; i < Math.max(REPS, 5); i++) {
+      nat.push(runCli(args));
+      js.push(runCli(args, { IPSECOV2_NO_NATIVE_EMIT: '1' }));
+    }
+    const a = median(nat.map((r) => r.seconds));
+    const b = median(js.map((r) => r.seconds));
+    console.log(`| gcm ${payload} B, ${frames} frames | ${a.toFixed(2)} | ${fmtRate(frames, a)} | ${nat[0]!.nativeOutputFrames} | ${b.toFixed(2)} | ${fmtRate(frames, b)} | ${(b / a).toFixed(2)}× |`);
   }
   const c1 = await copyRate(1);
   const c2 = await copyRate(2);
@@ -330,8 +355,10 @@ async function main(): Promise<void> {
     console.log('| --- | --- | --- | --- | --- | --- | --- |');
     // heavy: 3DES + HMAC-SHA-512-256, where the workers (not the main thread) are the slower side,
     // so the pool grows to --workers
-    for (const [algo, payload] of [['gcm', 1400], ['gcm', 64], ['cbc', 1400], ['heavy', 1400]] as const) {
-      const file = ensureEsp(algo, payload);
+    const cases: [Algo, number, number][] = [['gcm', 1400, FRAMES], ['gcm', 64, FRAMES], ['cbc', 1400, FRAMES], ['heavy', 1400, framesOf('heavy')]];
+    if (LONG > 0) cases.push(['gcm', 64, LONG]);
+    for (const [algo, payload, nFrames] of cases) {
+      const file = ensureEsp(algo, payload, nFrames);
       const ts = ONLY.includes('tshark') && payload === 1400 ? tsharkTime(file, algo) : null;
       // worker counts interleaved run by run: the machine's speed drifts between minutes
       const counts = [0, 1, NCPU];
@@ -347,7 +374,7 @@ async function main(): Promise<void> {
         if ((r0.outcomes.CRYPTO_SUCCESS ?? 0) !== r0.frames) throw new Error(`not every frame decrypted: ${JSON.stringify(r0.outcomes)}`);
         const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
         const started = Math.max(...runs.map((r) => r.workersStarted));
-        console.log(`| ${algo === 'heavy' ? '3des+sha512' : algo} ${payload} B${algo === 'heavy' ? `, ${r0.frames} frames` : ''} | ${w}${w > 0 ? ` (${started} started)` : ''} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * payload, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
+        console.log(`| ${algo === 'heavy' ? '3des+sha512' : algo} ${payload} B${nFrames !== FRAMES ? `, ${r0.frames} frames` : ''} | ${w}${w > 0 ? ` (${started} started)` : ''} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * payload, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
       }
       if (ts) console.log(`| tshark 4 ${algo} ${payload} B | – | ${ts.secs.toFixed(2)} | ${fmtRate(ts.frames, ts.secs, 0)} (${ts.frames} good ICVs) | ${gbit(ts.frames * payload, ts.secs)} | – | 1× |`);
     }

@@ -25,6 +25,10 @@
  *   setDirect(on?) -> previous          cipher contexts made from now on call the provider's
  *                                        functions directly (default) or go through EVP
  *   madeCounts() -> [direct, evp]        cipher contexts made each way so far
+ *   textNew() -> external                   the rx output writer's registered text pieces
+ *   textPiece(text, index, bytes)           keep a copy of bytes as piece `index`
+ *   emitBatch(text, plan, n, arena, data, epbBuf, epbOff, lineBuf, lineOff, ends) -> bool
+ *                                        pcapng EPBs and OOB lines of n planned rx frames
  */
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
@@ -46,7 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ABI_VERSION 2
+#define ABI_VERSION 3
 
 enum { R_OK = 0, R_AUTH = 1, R_LEN = 2, R_INT = 3 };
 
@@ -1091,6 +1095,265 @@ static napi_value js_run_batch(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* rx output: pcapng EPBs and OOB JSON lines of a run of common frames, in one call.           */
+/*                                                                                            */
+/* The format knowledge stays in JS (src/offload/oob-encode.ts, src/pipeline/rx-emit.ts): the   */
+/* OOB text is made of pieces JS encodes once and registers here by number, and each frame's   */
+/* output header (L2 + IP, lengths and checksum already fixed) is copied by JS into an arena.  */
+/* Per frame this writes the EPB fields, concatenates header + payload + pieces and prints the */
+/* integers. One N-API call costs ~150 ns here, as much as JS takes for a line, so this only   */
+/* pays per run of frames. test/rx-emit.test.ts checks the bytes against the JS writers.       */
+
+#define MAGIC_TXT 0x54585431u
+#define TXT_MAX_PIECES 65536
+#define TXT_MAX_PIECE 65536
+
+typedef struct {
+  uint8_t *p;
+  uint32_t n;
+} txt_piece;
+
+typedef struct {
+  uint32_t magic;
+  uint32_t count;
+  txt_piece *pc;
+} txt_st;
+
+static void txt_free(txt_st *t) {
+  uint32_t i;
+  if (!t) return;
+  for (i = 0; i < t->count; i++) free(t->pc[i].p);
+  free(t->pc);
+  free(t);
+}
+
+static void fin_txt(napi_env env, void *data, void *hint) { (void)env; (void)hint; txt_free((txt_st *)data); }
+
+/* Decimal digits of v (as JS prints an integer); returns the end. */
+static uint8_t *txt_u32(uint8_t *p, uint32_t v) {
+  uint8_t tmp[10];
+  int n = 0;
+  do {
+    tmp[n++] = (uint8_t)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n) *p++ = tmp[--n];
+  return p;
+}
+
+static uint32_t txt_u32_len(uint32_t v) {
+  uint32_t n = 1;
+  while (v >= 10) { v /= 10; n++; }
+  return n;
+}
+
+static const txt_piece *txt_get(const txt_st *t, int32_t i) {
+  return i >= 0 && (uint32_t)i < t->count && t->pc[i].p ? &t->pc[i] : NULL;
+}
+
+static napi_value js_txt_new(napi_env env, napi_callback_info info) {
+  napi_value out;
+  txt_st *t = (txt_st *)calloc(1, sizeof(*t));
+  (void)info;
+  if (!t) return throw_range(env, "textNew: out of memory");
+  t->magic = MAGIC_TXT;
+  if (napi_create_external(env, t, fin_txt, NULL, &out) != napi_ok) { txt_free(t); return NULL; }
+  return out;
+}
+
+/* textPiece(t, index, bytes): keep a copy of bytes as piece `index` (replacing any old one) */
+static napi_value js_txt_piece(napi_env env, napi_callback_info info) {
+  size_t argc = 3, n;
+  napi_value argv[3];
+  txt_st *t;
+  int32_t i;
+  uint8_t *b, *copy;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) return throw_type(env, "textPiece: 3 arguments expected");
+  t = (txt_st *)get_ext(env, argv[0], MAGIC_TXT);
+  if (!t || !get_i32(env, argv[1], &i) || !get_bytes(env, argv[2], &b, &n)) return throw_type(env, "textPiece: bad argument");
+  if (i < 0 || i >= TXT_MAX_PIECES || n > TXT_MAX_PIECE) return throw_range(env, "textPiece: index or length out of range");
+  if ((uint32_t)i >= t->count) {
+    uint32_t c = (uint32_t)i + 64;
+    txt_piece *np;
+    if (c > TXT_MAX_PIECES) c = TXT_MAX_PIECES;
+    np = (txt_piece *)realloc(t->pc, c * sizeof(*np));
+    if (!np) return throw_range(env, "textPiece: out of memory");
+    memset(np + t->count, 0, (c - t->count) * sizeof(*np));
+    t->pc = np;
+    t->count = c;
+  }
+  copy = (uint8_t *)malloc(n ? n : 1);
+  if (!copy) return throw_range(env, "textPiece: out of memory");
+  if (n) memcpy(copy, b, n);
+  free(t->pc[i].p);
+  t->pc[i].p = copy;
+  t->pc[i].n = (uint32_t)n;
+  return NULL;
+}
+
+/* Plan fields of one frame (src/pipeline/rx-emit.ts, P_*). */
+enum {
+  P_IF, P_TS_HI, P_TS_LO, P_CAP, P_ORIG, P_FRAME, P_FRAC, P_PRE_OFF, P_PRE_LEN, P_SA_JSON, P_SEQ, P_FLAGS,
+  P_SEQ_HIGH, P_TAIL, P_SA_COMMENT, P_REPLAY, P_HDR_OFF, P_HDR_LEN, P_PAY_OFF, P_PAY_LEN, P_FIELDS
+};
+enum { F_SEQ_NULL = 1, F_SEQ_HIGH_NULL = 2, F_NO_COMMENT_SEQ = 4 };
+
+static void put_le32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+  p[2] = (uint8_t)(v >> 16);
+  p[3] = (uint8_t)(v >> 24);
+}
+
+static uint8_t *put_piece(uint8_t *p, const txt_piece *x) {
+  memcpy(p, x->p, x->n);
+  return p + x->n;
+}
+
+static uint8_t *put_num(uint8_t *p, uint32_t v, int null) {
+  if (null) {
+    memcpy(p, "null", 4);
+    return p + 4;
+  }
+  return txt_u32(p, v);
+}
+
+typedef struct {
+  const txt_piece *saJson, *tail, *saComment, *replay;
+  uint32_t commentLen, epbLen, lineLen;
+} emit_sizes;
+
+/* Check one frame's plan and work out its sizes; 0 when anything is out of range. */
+static int emit_check(const txt_st *t, const int32_t *f, size_t alen, size_t dlen, int wantEpb, int wantLine, emit_sizes *z) {
+  uint32_t cap = (uint32_t)f[P_CAP], flags = (uint32_t)f[P_FLAGS];
+  if (f[P_HDR_OFF] < 0 || f[P_HDR_LEN] < 0 || f[P_PAY_OFF] < 0 || f[P_PAY_LEN] < 0 || f[P_PRE_OFF] < 0 || f[P_PRE_LEN] < 0) return 0;
+  if ((size_t)f[P_HDR_OFF] + (size_t)f[P_HDR_LEN] > alen || (size_t)f[P_PRE_OFF] + (size_t)f[P_PRE_LEN] > alen) return 0;
+  if ((size_t)f[P_PAY_OFF] + (size_t)f[P_PAY_LEN] > dlen) return 0;
+  if ((uint64_t)f[P_HDR_LEN] + (uint64_t)f[P_PAY_LEN] != cap || cap > (1u << 30) || (uint32_t)f[P_ORIG] < cap) return 0;
+  if (f[P_FRAC] < 0 || f[P_FRAC] > 999999999) return 0;
+  z->commentLen = z->epbLen = z->lineLen = 0;
+  if (wantEpb) {
+    if (!(z->saComment = txt_get(t, f[P_SA_COMMENT])) || !(z->replay = txt_get(t, f[P_REPLAY]))) return 0;
+    z->commentLen = z->saComment->n + z->replay->n;
+    if (!(flags & F_NO_COMMENT_SEQ)) z->commentLen += (flags & F_SEQ_NULL) ? 4 : txt_u32_len((uint32_t)f[P_SEQ]);
+    if (z->commentLen > 65535) return 0;
+    z->epbLen = 28 + ((cap + 3) & ~3u) + 4 + ((z->commentLen + 3) & ~3u) + 4 + 4;
+  }
+  if (wantLine) {
+    if (!(z->saJson = txt_get(t, f[P_SA_JSON])) || !(z->tail = txt_get(t, f[P_TAIL]))) return 0;
+    z->lineLen = 9 + txt_u32_len((uint32_t)f[P_FRAME]) + 7 + (uint32_t)f[P_PRE_LEN] + 10 + z->saJson->n +
+                 ((flags & F_SEQ_NULL) ? 4 : txt_u32_len((uint32_t)f[P_SEQ])) + 11 +
+                 ((flags & F_SEQ_HIGH_NULL) ? 4 : txt_u32_len((uint32_t)f[P_SEQ_HIGH])) + z->tail->n;
+  }
+  return 1;
+}
+
+/* One frame's EPB (opt_comment, opt_endofopt) at p, as src/capture/pcapng.ts encodeEpbReserved. */
+static uint8_t *emit_epb(uint8_t *p, const int32_t *f, const emit_sizes *z, const uint8_t *arena, const uint8_t *data) {
+  uint8_t *q;
+  uint32_t cap = (uint32_t)f[P_CAP], flags = (uint32_t)f[P_FLAGS];
+  put_le32(p, 6);
+  put_le32(p + 4, z->epbLen);
+  put_le32(p + 8, (uint32_t)f[P_IF]);
+  put_le32(p + 12, (uint32_t)f[P_TS_HI]);
+  put_le32(p + 16, (uint32_t)f[P_TS_LO]);
+  put_le32(p + 20, cap);
+  put_le32(p + 24, (uint32_t)f[P_ORIG]);
+  q = p + 28;
+  memcpy(q, arena + f[P_HDR_OFF], (size_t)f[P_HDR_LEN]);
+  memcpy(q + f[P_HDR_LEN], data + f[P_PAY_OFF], (size_t)f[P_PAY_LEN]);
+  q += cap;
+  while ((q - p) & 3) *q++ = 0;
+  q[0] = 1; /* opt_comment */
+  q[1] = 0;
+  q[2] = (uint8_t)z->commentLen;
+  q[3] = (uint8_t)(z->commentLen >> 8);
+  q = put_piece(q + 4, z->saComment);
+  if (!(flags & F_NO_COMMENT_SEQ)) q = put_num(q, (uint32_t)f[P_SEQ], flags & F_SEQ_NULL);
+  q = put_piece(q, z->replay);
+  while ((q - p) & 3) *q++ = 0;
+  put_le32(q, 0); /* opt_endofopt */
+  put_le32(q + 4, z->epbLen);
+  return q + 8;
+}
+
+/* One frame's OOB line at p, as RxOobEncoder.writeLine. */
+static uint8_t *emit_line(uint8_t *p, const int32_t *f, const emit_sizes *z, const uint8_t *arena) {
+  uint32_t fr = (uint32_t)f[P_FRAC], flags = (uint32_t)f[P_FLAGS];
+  int k;
+  memcpy(p, "{\"frame\":", 9);
+  p = txt_u32(p + 9, (uint32_t)f[P_FRAME]);
+  memcpy(p, ",\"ts\":\"", 7);
+  p += 7;
+  memcpy(p, arena + f[P_PRE_OFF], (size_t)f[P_PRE_LEN]);
+  p += f[P_PRE_LEN];
+  for (k = 8; k >= 0; k--) {
+    p[k] = (uint8_t)('0' + fr % 10);
+    fr /= 10;
+  }
+  p[9] = 'Z';
+  p = put_piece(p + 10, z->saJson);
+  p = put_num(p, (uint32_t)f[P_SEQ], flags & F_SEQ_NULL);
+  memcpy(p, ",\"seqHigh\":", 11);
+  p = put_num(p + 11, (uint32_t)f[P_SEQ_HIGH], flags & F_SEQ_HIGH_NULL);
+  return put_piece(p, z->tail);
+}
+
+/*
+ * emitBatch(t, plan: Int32Array, n, arena, data, epbBuf|null, epbOff, lineBuf|null, lineOff,
+ *           ends: Int32Array(2)) -> true, with ends = [epb end, line end]; false (nothing
+ * written) when a plan entry is out of range or the output does not fit: the caller then
+ * writes those frames itself.
+ */
+static napi_value js_emit_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 10, alen, dlen, wlen = 0, llen = 0, plen, elen;
+  napi_value argv[10], out;
+  txt_st *t;
+  int32_t n, wOff, lOff, i;
+  uint8_t *arena, *data, *wbuf = NULL, *lbuf = NULL, *wp, *lp;
+  void *pp = NULL, *ep = NULL;
+  napi_typedarray_type pt, et;
+  const int32_t *plan;
+  uint64_t wNeed = 0, lNeed = 0;
+  emit_sizes z;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 10) return throw_type(env, "emitBatch: 10 arguments expected");
+  t = (txt_st *)get_ext(env, argv[0], MAGIC_TXT);
+  if (!t || napi_get_typedarray_info(env, argv[1], &pt, &plen, &pp, NULL, NULL) != napi_ok || pt != napi_int32_array ||
+      !get_i32(env, argv[2], &n) || !get_bytes(env, argv[3], &arena, &alen) || !get_bytes(env, argv[4], &data, &dlen) ||
+      !get_i32(env, argv[6], &wOff) || !get_i32(env, argv[8], &lOff) ||
+      napi_get_typedarray_info(env, argv[9], &et, &elen, &ep, NULL, NULL) != napi_ok || et != napi_int32_array || elen < 2)
+    return throw_type(env, "emitBatch: bad argument");
+  if (!is_nullish(env, argv[5]) && !get_bytes(env, argv[5], &wbuf, &wlen)) return throw_type(env, "emitBatch: bad EPB buffer");
+  if (!is_nullish(env, argv[7]) && !get_bytes(env, argv[7], &lbuf, &llen)) return throw_type(env, "emitBatch: bad line buffer");
+  plan = (const int32_t *)pp;
+  if (n < 0 || (size_t)n * P_FIELDS > plen || wOff < 0 || lOff < 0) return throw_range(env, "emitBatch: bad count or offset");
+  /* pass 1: every entry valid and everything fits, else write nothing */
+  for (i = 0; i < n; i++) {
+    if (!emit_check(t, plan + (size_t)i * P_FIELDS, alen, dlen, wbuf != NULL, lbuf != NULL, &z)) goto refuse;
+    wNeed += z.epbLen;
+    lNeed += z.lineLen;
+  }
+  if ((uint64_t)wOff + wNeed > wlen || (uint64_t)lOff + lNeed > llen) goto refuse;
+  wp = wbuf ? wbuf + wOff : NULL;
+  lp = lbuf ? lbuf + lOff : NULL;
+  for (i = 0; i < n; i++) {
+    const int32_t *f = plan + (size_t)i * P_FIELDS;
+    emit_check(t, f, alen, dlen, wbuf != NULL, lbuf != NULL, &z);
+    if (wp) wp = emit_epb(wp, f, &z, arena, data);
+    if (lp) lp = emit_line(lp, f, &z, arena);
+  }
+  ((int32_t *)ep)[0] = wp ? (int32_t)(wp - wbuf) : wOff;
+  ((int32_t *)ep)[1] = lp ? (int32_t)(lp - lbuf) : lOff;
+  CHECK(napi_get_boolean(env, true, &out));
+  return out;
+refuse:
+  CHECK(napi_get_boolean(env, false, &out));
+  return out;
+}
+
 static napi_value js_info(napi_env env, napi_callback_info info) {
   napi_value out;
   (void)info;
@@ -1139,6 +1402,9 @@ NAPI_MODULE_INIT() {
     {"runBatch", NULL, js_run_batch, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setDirect", NULL, js_set_direct, NULL, NULL, NULL, napi_enumerable, NULL},
     {"madeCounts", NULL, js_made_counts, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"textNew", NULL, js_txt_new, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"textPiece", NULL, js_txt_piece, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"emitBatch", NULL, js_emit_batch, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi;
   if (OpenSSL_version_num() >> 28 != 3) { /* built against OpenSSL 3 headers: refuse anything else */

@@ -68,7 +68,7 @@ function firstError(out) {
 const SELF_TEST = `
 const c = require('node:crypto');
 const a = require(process.argv[1]);
-if (a.abi !== 2) throw new Error('abi ' + a.abi);
+if (a.abi !== 3) throw new Error('abi ' + a.abi);
 const key = c.randomBytes(16), salt = c.randomBytes(4), iv = c.randomBytes(8), pt = c.randomBytes(61);
 const hdr = Buffer.from('0000100000000007', 'hex');
 const ci = c.createCipheriv('aes-128-gcm', key, Buffer.concat([salt, iv]), { authTagLength: 16 });
@@ -88,6 +88,9 @@ const h = a.espNew(0, '', null, null, 2, mk, 0, 12, 1);
 if (a.espSeal(h, p2, 0, p2.length, 5) !== 0) throw new Error('HMAC seal failed');
 const want = c.createHmac('sha1', mk).update(p2.subarray(0, p2.length - 12)).update(Buffer.from([0, 0, 0, 5])).digest().subarray(0, 12);
 if (!want.equals(p2.subarray(p2.length - 12))) throw new Error('HMAC-SHA1 differs');
+const tx = a.textNew(), ends = new Int32Array(2);
+a.textPiece(tx, 0, Buffer.from('x'));
+if (a.emitBatch(tx, new Int32Array(20), 0, new Uint8Array(8), new Uint8Array(8), null, 0, null, 0, ends) !== true) throw new Error('emitBatch failed');
 `;
 
 try {

@@ -166,10 +166,10 @@ let fastSpan = 0;
 let fastMul = 0;
 
 /**
- * {@link tsToIso} written as bytes at `o` (at most ISO_TS_MAX); returns the end. The date part
- * is encoded once per second, only the nine fractional digits are written per frame.
+ * The nine fraction digits of {@link tsToIso} as a number (0..999 999 999); the date part up to
+ * the '.' is then {@link isoTsPrefix} (encoded once per second).
  */
-export function writeIsoTs(iface: CaptureInterface, tsHi: number, tsLo: number, dst: Uint8Array, o: number): number {
+export function isoTsFrac(iface: CaptureInterface, tsHi: number, tsLo: number): number {
   let f: number;
   const rel = tsLo - fastLo;
   if (iface === fastIface && tsHi === fastHi && rel >= 0 && rel < fastSpan) {
@@ -193,6 +193,23 @@ export function writeIsoTs(iface: CaptureInterface, tsHi: number, tsLo: number, 
       fastSpan = POW10[res]!;
     } else fastIface = null;
   }
+  return f;
+}
+
+/**
+ * The date part (`…T12:34:56.`, bytes) of the time last given to {@link isoTsFrac}: a new array
+ * for each new second, so its identity tells whether it changed.
+ */
+export function isoTsPrefix(): Uint8Array {
+  return bytesPrefix;
+}
+
+/**
+ * {@link tsToIso} written as bytes at `o` (at most ISO_TS_MAX); returns the end. The date part
+ * is encoded once per second, only the nine fractional digits are written per frame.
+ */
+export function writeIsoTs(iface: CaptureInterface, tsHi: number, tsLo: number, dst: Uint8Array, o: number): number {
+  let f = isoTsFrac(iface, tsHi, tsLo);
   dst.set(bytesPrefix, o);
   o += bytesPrefix.length;
   // nine digits: four pairs, then the leading one

@@ -66,6 +66,17 @@ export interface CaptureWriter {
   reserveFrame(ifId: number, tsHi: number, tsLo: number, capLen: number, origLen: number, comment: CommentEncoder | null, epbFlags?: number | null): number;
   /** The buffer {@link reserveFrame}'s offset points into (valid until the next writer call). */
   readonly frameBuf: Buffer;
+  /**
+   * Room for up to `size` bytes of whole pcapng blocks (EPBs of declared interfaces) that the
+   * caller writes itself at `frameBuf[ret ..]`, then {@link commitBlocks}, before any other call
+   * on the writer. -1 (write nothing) once `closedByPeer`.
+   * @throws CaptureWriteError for pcap output or after close.
+   */
+  reserveBlocks(size: number): number;
+  /** Take the bytes written after reserveBlocks, up to `end` (at most the size reserved). */
+  commitBlocks(end: number): void;
+  /** Output interfaces declared so far. */
+  readonly interfaceCount: number;
   /** Hand buffered bytes to the sink and wait for it (back-pressure). Call once per batch. */
   flush(): Promise<void>;
   /** Finish: flush, close, and (file targets) rename the temporary file onto the target. */
@@ -392,6 +403,27 @@ class Writer implements CaptureWriter {
   get frameBuf(): Buffer {
     return this.buf;
   }
+
+  get interfaceCount(): number {
+    return this.ifaces.length;
+  }
+
+  reserveBlocks(size: number): number {
+    if (this.sink.closedByPeer) return -1;
+    this.checkOpen();
+    if (!this.pcapng) throw new CaptureWriteError(`${this.label}: reserveBlocks is for pcapng output`);
+    this.reserve(size);
+    this.blocksEnd = this.len + size;
+    return this.len;
+  }
+
+  commitBlocks(end: number): void {
+    if (end < this.len || end > this.blocksEnd) throw new CaptureWriteError(`${this.label}: commitBlocks(${end}) outside the reserved ${this.len}..${this.blocksEnd}`);
+    this.bytesWritten += end - this.len;
+    this.len = end;
+    this.blocksEnd = -1;
+  }
+  private blocksEnd = -1;
 
   reserveFrame(ifId: number, tsHi: number, tsLo: number, capLen: number, origLen: number, comment: CommentEncoder | null, epbFlags: number | null = null): number {
     if (this.sink.closedByPeer) return -1;

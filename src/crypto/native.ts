@@ -17,7 +17,7 @@ import { encryptionAlgorithm, integrityAlgorithm } from './registry.js';
 import type { AhParams, AhTransform, EspParams, EspTransform, OpenResult } from './types.js';
 
 /** The addon's JS-facing API version this loader speaks (ABI_VERSION in the C file). */
-const EXPECTED_ABI = 2;
+const EXPECTED_ABI = 3;
 const ADDON_FILE = join('build', 'Release', 'ipsecov2_native.node');
 
 type Ctx = object;
@@ -36,6 +36,9 @@ interface Addon {
   setDirect(on?: boolean | null): boolean;
   /** Cipher contexts made so far: [with direct provider calls, through EVP]. */
   madeCounts(): [number, number];
+  textNew(): Ctx;
+  textPiece(t: Ctx, index: number, bytes: Uint8Array): void;
+  emitBatch(t: Ctx, plan: Int32Array, n: number, arena: Uint8Array, data: Uint8Array, epb: Uint8Array | null, epbOff: number, line: Uint8Array | null, lineOff: number, ends: Int32Array): boolean;
 }
 
 let loaded = false;
@@ -104,6 +107,41 @@ export function nativeCipherCalls(direct?: boolean): { previous: boolean; made: 
   const previous = a.setDirect(direct ?? null);
   const [d, e] = a.madeCounts();
   return { previous, made: { direct: d, evp: e } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// rx output
+
+/**
+ * The addon's writer of rx output (pcapng EPBs and OOB JSON lines) for runs of common frames,
+ * from a plan (src/pipeline/rx-emit.ts) and text pieces registered by number
+ * (src/offload/oob-encode.ts). The format lives in those two files; the addon concatenates.
+ */
+export class NativeEmit {
+  /** Most pieces one writer holds (the addon's limit). */
+  static readonly MAX_PIECES = 65536;
+  private readonly t: Ctx;
+  constructor(private readonly a: Addon) {
+    this.t = a.textNew();
+  }
+  /** Keep a copy of `bytes` as piece `index` (0..MAX_PIECES-1, at most 64 KiB). */
+  piece(index: number, bytes: Uint8Array): void {
+    this.a.textPiece(this.t, index, bytes);
+  }
+  /**
+   * Write the EPBs (into `epb` at epbOff, when not null) and OOB lines (into `line` at lineOff,
+   * when not null) of the n frames of `plan`; ends[0], ends[1] get the end offsets. False, with
+   * nothing written, when an entry is out of range or the output does not fit.
+   */
+  emit(plan: Int32Array, n: number, arena: Uint8Array, data: Uint8Array, epb: Uint8Array | null, epbOff: number, line: Uint8Array | null, lineOff: number, ends: Int32Array): boolean {
+    return this.a.emitBatch(this.t, plan, n, arena, data, epb, epbOff, line, lineOff, ends);
+  }
+}
+
+/** A native rx output writer, or null without the addon. */
+export function createNativeEmit(): NativeEmit | null {
+  const a = load();
+  return a ? new NativeEmit(a) : null;
 }
 
 // ---------------------------------------------------------------------------------------------

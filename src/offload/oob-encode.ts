@@ -8,10 +8,15 @@
  * pre-encoded; the parts that repeat from frame to frame (SA name + handle, the status/flags
  * block, the timestamp's date part) are encoded once and cached; numbers go through a small
  * itoa. Only a non-null `detail` (failures, notes) is encoded per frame.
+ *
+ * Given the addon's rx writer (NativeEmit), the pieces are also registered with it by number,
+ * and planText() gives a common record's text as plan fields (src/pipeline/rx-emit.ts).
  */
 import type { CaptureInterface } from '../capture/types.js';
 import type { CommentEncoder } from '../capture/pcapng.js';
-import { DIGIT_PAIRS, ISO_TS_MAX, tsToIso, writeIsoTs } from '../capture/timestamp.js';
+import { DIGIT_PAIRS, ISO_TS_MAX, isoTsFrac, isoTsPrefix, tsToIso, writeIsoTs } from '../capture/timestamp.js';
+import { NativeEmit } from '../crypto/native.js';
+import { F_NO_COMMENT_SEQ, F_SEQ_HIGH_NULL, F_SEQ_NULL, P_FLAGS, P_FRAC, P_FRAME, P_REPLAY, P_SA_COMMENT, P_SA_JSON, P_SEQ, P_SEQ_HIGH, P_TAIL } from './emit-plan.js';
 import { CRYPTO_STATUS_NAMES, hex32, oobComment, oobJson, type OobRecord } from './oob.js';
 
 const latin1 = (s: string): Uint8Array => Buffer.from(s, 'latin1');
@@ -93,10 +98,14 @@ class SaPiece {
   private spiKey = -2;
   private jsonBlock: Uint8Array = NULL;
   private readonly commentBlock: (Uint8Array | undefined)[] = [];
+  /** Native piece numbers of the JSON block and of the comment blocks by flags (-1: none). */
+  jsonPiece = -1;
+  private readonly commentPieces: number[] = [];
 
   constructor(
     readonly sa: string | null,
     readonly handle: number | null,
+    private readonly pieces: Pieces | null,
   ) {}
 
   private key(spi: number | null): void {
@@ -106,6 +115,8 @@ class SaPiece {
     const sa = this.sa;
     this.jsonBlock = utf8(`","path":"rx","handle":${this.handle},"sa":${sa === null ? 'null' : JSON.stringify(sa)},"spi":${spi === null ? 'null' : `"${hex32(spi)}"`},"seq":`);
     this.commentBlock.length = 0;
+    // another SPI (rekey): the new blocks take the same piece numbers
+    if (this.pieces !== null) this.jsonPiece = this.pieces.set(this.jsonPiece, this.jsonBlock);
   }
 
   json(spi: number | null): Uint8Array {
@@ -125,9 +136,43 @@ class SaPiece {
           (spi === null ? '' : ` spi=${hex32(spi)} seq=`),
       );
       this.commentBlock[flags] = b;
+      if (this.pieces !== null) this.commentPieces[flags] = this.pieces.set(this.commentPieces[flags] ?? -1, b);
     }
     return b;
   }
+
+  /** Native piece number of comment(spi, flags), after that call; -1 when it has none. */
+  commentPiece(flags: number): number {
+    return this.commentPieces[flags] ?? -1;
+  }
+}
+
+/**
+ * Piece numbers of a NativeEmit, handed out as the encoder makes its blocks. Past the addon's
+ * limit a block gets none (-1) and its records take the JS writers.
+ */
+class Pieces {
+  private next = 0;
+  constructor(readonly ne: NativeEmit) {}
+  /** Register `b` under `index`, or under a new number when index is -1; returns the number. */
+  set(index: number, b: Uint8Array): number {
+    if (index < 0) {
+      if (this.next >= NativeEmit.MAX_PIECES) return -1;
+      index = this.next++;
+    }
+    this.ne.piece(index, b);
+    return index;
+  }
+  /** Hand out numbers from 0 again (the encoder dropped its blocks). */
+  reset(): void {
+    this.next = 0;
+  }
+}
+
+/** A record's number for a plan: an integer 0..2^32-1, -1 for null, NaN for anything else. */
+function planNum(n: number | null): number {
+  if (n === null) return -1;
+  return (n >>> 0) === n ? n : Number.NaN;
 }
 
 const J_FRAME = latin1('{"frame":');
@@ -154,11 +199,34 @@ export class RxOobEncoder implements CommentEncoder {
   private jsonTailOf: Uint8Array = NULL;
   private detailJson: string | null = null;
   private readonly saCache = new Map<string | null, SaPiece>();
+  /** The addon's rx writer's pieces (null: JS writers only). */
+  private readonly pieces: Pieces | null;
+  /** The loaded record can be planned (planText): its pieces and numbers (-1 null). */
+  private planOk = false;
+  private pSa = -1;
+  private pComment = -1;
+  private pTail = -1;
+  private pSeq = 0;
+  private pSeqHigh = 0;
+  /** Piece numbers of the JSON tails without detail by code, and of commentReplay. */
+  private readonly tailPieces: number[] = [];
+  private replayPieces: number[] = [];
   /** `,"cryptoDone":…,"detail":` by code, and the same followed by `null}\n`. */
   private readonly jsonTail: (Uint8Array | undefined)[] = [];
   private readonly jsonTailNull: (Uint8Array | undefined)[] = [];
   /** ` replay=…` by replay index. */
   private readonly commentReplay: Uint8Array[] = REPLAY_NAMES.map((n) => latin1(n === null ? '' : ` replay=${n}`));
+
+  /** @param native the addon's rx writer, to register the pieces with (planText) */
+  constructor(native: NativeEmit | null = null) {
+    this.pieces = native === null ? null : new Pieces(native);
+    this.registerReplay();
+  }
+
+  private registerReplay(): void {
+    const p = this.pieces;
+    this.replayPieces = p === null ? [] : this.commentReplay.map((b) => p.set(-1, b));
+  }
 
   /** Take a record (rx path) and its frame's time (interface units, as read). */
   load(r: OobRecord, iface: CaptureInterface, tsHi: number, tsLo: number): void {
@@ -170,19 +238,62 @@ export class RxOobEncoder implements CommentEncoder {
     const ri = replayIndex(r.replay);
     this.code = f < 0 || ri < 0 ? -1 : f | (ri << 6);
     this.detailJson = r.detail === null ? null : JSON.stringify(r.detail);
+    this.planOk = false;
     if (this.code >= 0) {
       const p = this.saPiece(r.sa, r.handle);
       this.saJson = p.json(r.spi);
       this.saComment = p.comment(r.spi, this.code & 63);
       this.jsonTailOf = this.tail(this.code, this.detailJson === null);
+      if (this.pieces !== null && this.detailJson === null) {
+        const seq = planNum(r.seq);
+        const seqHigh = planNum(r.seqHigh);
+        this.pSa = p.jsonPiece;
+        this.pComment = p.commentPiece(this.code & 63);
+        this.pTail = this.tailPieces[this.code] ?? -1;
+        this.pSeq = seq;
+        this.pSeqHigh = seqHigh;
+        // NaN fails every comparison
+        this.planOk = this.pSa >= 0 && this.pComment >= 0 && this.pTail >= 0 && seq >= -1 && seqHigh >= -1 && (r.frame >>> 0) === r.frame;
+      }
     }
+  }
+
+  /**
+   * The loaded record's OOB text as plan fields at plan[b..] (emit-plan.ts: P_FRAME … P_REPLAY
+   * but the date part of the time, which is returned: isoTsPrefix() for its second), or null when
+   * the record needs the JS writers (a detail text, numbers out of range, no pieces).
+   */
+  planText(plan: Int32Array, b: number): Uint8Array | null {
+    if (!this.planOk) return null;
+    const r = this.r!;
+    const seq = this.pSeq;
+    const seqHigh = this.pSeqHigh;
+    plan[b + P_FRAME] = r.frame;
+    plan[b + P_FRAC] = isoTsFrac(this.iface!, this.tsHi, this.tsLo);
+    plan[b + P_SA_JSON] = this.pSa;
+    plan[b + P_SEQ] = seq < 0 ? 0 : seq;
+    plan[b + P_FLAGS] = (seq < 0 ? F_SEQ_NULL : 0) | (seqHigh < 0 ? F_SEQ_HIGH_NULL : 0) | (r.spi === null ? F_NO_COMMENT_SEQ : 0);
+    plan[b + P_SEQ_HIGH] = seqHigh < 0 ? 0 : seqHigh;
+    plan[b + P_TAIL] = this.pTail;
+    plan[b + P_SA_COMMENT] = this.pComment;
+    plan[b + P_REPLAY] = this.replayPieces[this.code >> 6] ?? -1;
+    return isoTsPrefix();
   }
 
   private saPiece(sa: string | null, handle: number | null): SaPiece {
     const p = this.saCache.get(sa);
     if (p !== undefined && p.handle === handle) return p;
-    if (this.saCache.size >= SA_CACHE_MAX) this.saCache.clear();
-    const np = new SaPiece(sa, handle);
+    if (this.saCache.size >= SA_CACHE_MAX) {
+      this.saCache.clear();
+      if (this.pieces !== null) {
+        // the pieces go with the blocks: number them again
+        this.pieces.reset();
+        this.tailPieces.length = 0;
+        this.jsonTailNull.length = 0;
+        this.registerReplay();
+      }
+    }
+    const np = new SaPiece(sa, handle, this.pieces);
     this.saCache.set(sa, np);
     return np;
   }
@@ -240,6 +351,7 @@ export class RxOobEncoder implements CommentEncoder {
           (detailNull ? 'null}\n' : ''),
       );
       cache[code] = t;
+      if (detailNull && this.pieces !== null) this.tailPieces[code] = this.pieces.set(-1, t);
     }
     return t;
   }

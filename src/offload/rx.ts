@@ -137,6 +137,14 @@ export class RxCtx {
   outRaw = false;
   /** Frame failed a check (for --drop-failed). */
   failed = false;
+
+  /**
+   * The output is deferred and its payload is `outData[outA, outB)` of the job data (not the
+   * frame's own bytes): writeOutputHead + that payload make the output.
+   */
+  payloadInJobs(): boolean {
+    return this.outKind !== OUT_NONE && this.outData !== this.frame.data;
+  }
 }
 
 /** A batch of frames moving through prepare → crypto → process. */
@@ -620,15 +628,23 @@ export class RxEngine {
    * inside the emit callback of process() for this ctx (the job data is reused afterwards).
    */
   writeOutput(c: RxCtx, dst: Uint8Array, o: number): void {
+    const h = this.writeOutputHead(c, dst, o);
+    copyBytes(c.outData!, c.outA, c.outB, dst, o + h);
+  }
+
+  /**
+   * The part of deferred output before its payload (`c.outData[c.outA, c.outB)`), at dst[o..]:
+   * the L2 header, and in transport mode the IP header with its protocol and length already
+   * set for the whole `c.outLen` bytes. Returns its length (`c.outLen` minus the payload's).
+   */
+  writeOutputHead(c: RxCtx, dst: Uint8Array, o: number): number {
     const d = c.frame.data;
     const l3 = c.l2.l3Off;
-    const src = c.outData!;
     if (c.outKind === OUT_TUNNEL) {
       copyBytes(c.l2Hdr, 0, l3, dst, o);
-      copyBytes(src, c.outA, c.outB, dst, o + l3);
-      return;
+      return l3;
     }
-    // Transport: L2 header, IP header up to the IPsec header, payload; then fix protocol and length.
+    // Transport: L2 header, IP header up to the IPsec header; protocol and length fixed.
     const ip = c.ip;
     const hdrEnd = c.outHdrEnd;
     if (ip.off === l3) copyBytes(d, 0, hdrEnd, dst, o); // L2 and IP headers are contiguous
@@ -636,9 +652,10 @@ export class RxEngine {
       copyBytes(d, 0, ip.off, dst, o);
       copyBytes(d, ip.off, hdrEnd, dst, o + l3);
     }
-    copyBytes(src, c.outA, c.outB, dst, o + l3 + (hdrEnd - ip.off));
     dst[o + l3 + (ip.protoFieldOff - ip.off)] = c.outNh;
+    // the length fields and checksum cover the header only: the payload may come later
     setIpLength(dst, o + l3, o + c.outLen);
+    return l3 + (hdrEnd - ip.off);
   }
 
   /** Without deferOutput: build the output now, in a Buffer of its own. */

@@ -55,6 +55,9 @@ export class RunStats {
   workerFaults = 0;
   /** Crypto workers started (--workers is a maximum: the pool grows only when it is the slower side). */
   workersStarted = 0;
+  /** rx frames whose output the addon wrote (src/pipeline/rx-emit.ts), and frames of runs it refused. */
+  nativeOutputFrames = 0;
+  refusedOutputFrames = 0;
 
   /** Count one frame's record. */
   record(r: OobRecord): void {
@@ -90,6 +93,7 @@ export class RunStats {
       replayDrops: this.replayDrops,
       workerFaults: this.workerFaults,
       workersStarted: this.workersStarted,
+      nativeOutputFrames: this.nativeOutputFrames,
       perSa: Object.fromEntries([...this.perSa.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, v.toJSON()])),
     };
   }

@@ -12,6 +12,8 @@ import { RxBatch, RxEngine, type RxCtx, type RxEnv } from '../offload/rx.js';
 import { TxBatch, TxEngine, type TxCtx } from '../offload/tx.js';
 import { oobComment, type OobRecord } from '../offload/oob.js';
 import { RxOobEncoder } from '../offload/oob-encode.js';
+import { createNativeEmit, type NativeEmit } from '../crypto/native.js';
+import { RxEmitter } from './rx-emit.js';
 import { RunStats } from '../offload/stats.js';
 import { SaTimeline } from './timeline.js';
 import { createCryptoRunner, type CryptoRunner, type Rebuild } from './pool.js';
@@ -44,6 +46,12 @@ export interface RunOptions {
   maxFrameLen?: number;
   /** Called with each OOB record (tests, live status). */
   onRecord?: (r: OobRecord) => void;
+  /**
+   * rx: let the addon write common frames' pcapng blocks and OOB lines (default true when it is
+   * loaded; IPSECOV2_NO_NATIVE_EMIT=1 also turns it off). False: the JS writers only. Tests may
+   * pass the NativeEmit to use.
+   */
+  nativeEmit?: boolean | NativeEmit;
 }
 
 /** Set `stopped` (and call `wake`) to end a run early: frames in flight are finished, outputs closed. */
@@ -63,6 +71,11 @@ export interface RunResult {
   /** Input records the reader could not deliver (oversize, malformed); each has a warning. */
   skippedRecords: number;
   format: string;
+}
+
+function envOff(name: string): boolean {
+  const v = process.env[name];
+  return v !== undefined && v !== '' && v !== '0';
 }
 
 /** Process a whole capture. Throws CaptureFormatError / CaptureWriteError for file-level faults. */
@@ -105,30 +118,49 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
       }
       return id;
     };
-    const enc = new RxOobEncoder();
     const comments = opts.format === 'pcapng';
     const needEnc = oobOut !== null || (writer !== null && comments);
+    // rx with pcapng and/or OOB output: common frames are written in runs by the addon
+    const native = opts.path === 'rx' && needEnc && (writer === null || comments) && opts.nativeEmit !== false && !envOff('IPSECOV2_NO_NATIVE_EMIT') ? (typeof opts.nativeEmit === 'object' ? opts.nativeEmit : createNativeEmit()) : null;
+    const enc = new RxOobEncoder(native);
     /** Frames whose output the rx engine builds straight into the writer's buffer. */
     let rxEngine: RxEngine | null = null;
+    let rxEmit: RxEmitter | null = null;
+    /** The JS writers: the loaded record's OOB line; a frame's block (output `out`, or built by the rx engine). */
+    const writeLineJs = (): void => {
+      const o = oobOut!.reserve(enc.lineBound());
+      oobOut!.commit(enc.writeLine(oobOut!.buffer, o));
+    };
+    const writeBlockJs = (f: CaptureFrame, ifId: number, out: Uint8Array | null, n: number, rxc: RxCtx | null): void => {
+      const extra = f.origLen - f.data.length;
+      const o = writer!.reserveFrame(ifId, f.tsHi, f.tsLo, n, extra > 0 ? n + extra : n, comments ? enc : null);
+      if (o < 0) return;
+      if (out !== null) writer!.frameBuf.set(out, o);
+      else rxEngine!.writeOutput(rxc!, writer!.frameBuf, o);
+    };
     const emitRecord = (r: OobRecord, f: CaptureFrame, out: Uint8Array | null, outLen: number, raw: boolean, drop: boolean, rxc: RxCtx | null): void => {
       stats.record(r);
       if (opts.onRecord) opts.onRecord(r);
       if (needEnc) enc.load(r, ifaces[f.ifId]!, f.tsHi, f.tsLo);
-      if (oobOut) {
-        const o = oobOut.reserve(enc.lineBound());
-        oobOut.commit(enc.writeLine(oobOut.buffer, o));
+      if (rxEmit !== null) {
+        // planned: the interface must be declared already (a new one's IDB goes before the run)
+        const ifId = writer === null ? 0 : (raw ? outRawIf : outIf)[f.ifId];
+        if (out === null && !drop && ifId !== undefined) {
+          const extra = f.origLen - f.data.length;
+          if (rxEmit.add(rxc!, ifId, outLen, extra > 0 ? outLen + extra : outLen)) {
+            stats.framesOut++;
+            stats.bytesOut += outLen;
+            return;
+          }
+        }
+        // a refused run is written by the JS writers, which leave the encoder on its last record
+        if (rxEmit.flush() && needEnc) enc.load(r, ifaces[f.ifId]!, f.tsHi, f.tsLo);
       }
+      if (oobOut) writeLineJs();
       if (drop) { stats.dropped++; return; }
       stats.framesOut++;
-      const n = outLen;
-      stats.bytesOut += n;
-      if (writer) {
-        const extra = f.origLen - f.data.length;
-        const o = writer.reserveFrame(mapIface(f, raw), f.tsHi, f.tsLo, n, extra > 0 ? n + extra : n, comments ? enc : null);
-        if (o < 0) return;
-        if (out !== null) writer.frameBuf.set(out, o);
-        else rxEngine!.writeOutput(rxc!, writer.frameBuf, o);
-      }
+      stats.bytesOut += outLen;
+      if (writer) writeBlockJs(f, mapIface(f, raw), out, outLen, rxc);
     };
     const writeExtra = (r: OobRecord, f: CaptureFrame, out: Uint8Array, raw: boolean): void => {
       stats.framesOut++;
@@ -164,13 +196,28 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
       engine.linkTypes = linkTypes;
       engine.deferOutput = true;
       rxEngine = engine;
+      if (native !== null) {
+        // a run the addon refuses goes through the JS writers
+        rxEmit = new RxEmitter(native, enc, engine, writer, oobOut, ifaces, (c, ifId, outLen) => {
+          if (oobOut) writeLineJs();
+          if (writer) writeBlockJs(c.frame, ifId, null, outLen, c);
+        });
+      }
+      const rxe = rxEmit;
       const emit = (c: RxCtx): void => emitRecord(c.oob, c.frame, c.out, c.out !== null ? c.out.length : c.outLen, c.outRaw, opts.dropFailed && c.failed, c);
       await pump(reader, runner, batchFrames, stop, syncLinkTypes, countIn, progress,
         () => new RxBatch(),
         (frames, i, b) => engine.prepare(frames, i, b as RxBatch),
-        (b) => engine.process(b as RxBatch, emit),
+        (b) => {
+          engine.process(b as RxBatch, emit);
+          rxe?.flush();
+        },
         engine.slotDefs, writer, oobOut,
         (b) => (data, meta) => engine.rebuildJobs(b as RxBatch, data, meta));
+      if (rxe) {
+        stats.nativeOutputFrames = rxe.nativeFrames;
+        stats.refusedOutputFrames = rxe.refusedFrames;
+      }
     } else {
       const engine = new TxEngine(opts.sa, { ivSeed: opts.ivSeed, mtu: opts.mtu }, env, timeline);
       engine.linkTypes = linkTypes;

@@ -1,0 +1,144 @@
+/**
+ * rx output through the addon: common frames (decapsulated, no detail text, pcapng or OOB
+ * output) are planned as they are emitted and written in runs by NativeEmit, one call per run;
+ * everything else, and every frame without the addon, takes the JS writers in run.ts. The bytes
+ * are the same either way (test/rx-emit.test.ts).
+ *
+ * Why: per frame the JS writers spend ~1 µs on the pcapng block, the OOB line and the comment
+ * (a few dozen set() calls and small copies); one N-API call costs ~150 ns, as much as a
+ * JS-written line, so the addon only pays when it writes many frames per call.
+ */
+import type { CaptureWriter } from '../capture/writer.js';
+import type { CaptureInterface } from '../capture/types.js';
+import type { NativeEmit } from '../crypto/native.js';
+import type { RxOobEncoder } from '../offload/oob-encode.js';
+import type { RxCtx, RxEngine } from '../offload/rx.js';
+import { P_CAP, P_FIELDS, P_HDR_LEN, P_HDR_OFF, P_IF, P_ORIG, P_PAY_LEN, P_PAY_OFF, P_PRE_LEN, P_PRE_OFF, P_TS_HI, P_TS_LO } from '../offload/emit-plan.js';
+import type { OutputFile } from './output.js';
+
+/** Frames per run, and the output bytes (bounds) after which a run is written. */
+const MAX_FRAMES = 1024;
+const MAX_BYTES = 512 << 10;
+/** Header bytes kept per run (L2 + IP headers, timestamp date parts). */
+const ARENA = 256 << 10;
+
+export class RxEmitter {
+  private readonly plan = new Int32Array(MAX_FRAMES * P_FIELDS);
+  private readonly arena = new Uint8Array(ARENA);
+  private readonly ends = new Int32Array(2);
+  /** The frames of the run (for the JS writers if the addon refuses it). */
+  private readonly ctxs: RxCtx[] = [];
+  private n = 0;
+  private arenaLen = 0;
+  /** The job data the run's payloads are in. */
+  private data: Uint8Array | null = null;
+  /** The date part last put in the arena, and where. */
+  private pre: Uint8Array | null = null;
+  private preOff = 0;
+  /** Upper bounds of the run's pcapng blocks and OOB lines. */
+  private epbBound = 0;
+  private lineBound = 0;
+
+  constructor(
+    private readonly ne: NativeEmit,
+    private readonly enc: RxOobEncoder,
+    private readonly engine: RxEngine,
+    private readonly writer: CaptureWriter | null,
+    private readonly oob: OutputFile | null,
+    private readonly ifaces: readonly CaptureInterface[],
+    /** Writes one frame the JS way (its record loaded in the encoder): OOB line, then block. */
+    private readonly writeJs: (c: RxCtx, ifId: number, outLen: number) => void,
+  ) {}
+
+  /**
+   * Plan frame `c` (its record loaded in the encoder) for output interface `ifId` (declared), or
+   * return false: then the caller writes it the JS way, after flush().
+   */
+  add(c: RxCtx, ifId: number, outLen: number, origLen: number): boolean {
+    if (!c.payloadInJobs() || c.frame.data.length + 128 > ARENA) return false;
+    const data = c.outData!;
+    if (this.n > 0 && (data !== this.data || this.n === MAX_FRAMES || this.epbBound > MAX_BYTES || this.lineBound > MAX_BYTES || this.arenaLen + c.frame.data.length + 128 > ARENA)) {
+      const f = c.frame;
+      if (this.flush()) this.enc.load(c.oob, this.ifaces[f.ifId]!, f.tsHi, f.tsLo);
+    }
+    const plan = this.plan;
+    const b = this.n * P_FIELDS;
+    const enc = this.enc;
+    const pre = enc.planText(plan, b);
+    if (pre === null) return false;
+    const arena = this.arena;
+    if (pre !== this.pre) {
+      this.pre = pre;
+      this.preOff = this.arenaLen;
+      arena.set(pre, this.arenaLen);
+      this.arenaLen += pre.length;
+    }
+    const h = this.engine.writeOutputHead(c, arena, this.arenaLen);
+    const payLen = c.outB - c.outA;
+    if (h + payLen !== outLen) return false; // not the shape planned for: the JS writers
+    const f = c.frame;
+    plan[b + P_IF] = ifId;
+    plan[b + P_TS_HI] = f.tsHi;
+    plan[b + P_TS_LO] = f.tsLo;
+    plan[b + P_CAP] = outLen;
+    plan[b + P_ORIG] = origLen < outLen ? outLen : origLen;
+    plan[b + P_PRE_OFF] = this.preOff;
+    plan[b + P_PRE_LEN] = pre.length;
+    plan[b + P_HDR_OFF] = this.arenaLen;
+    plan[b + P_HDR_LEN] = h;
+    plan[b + P_PAY_OFF] = c.outA;
+    plan[b + P_PAY_LEN] = payLen;
+    this.arenaLen += h;
+    this.data = data;
+    this.ctxs[this.n] = c;
+    this.n++;
+    // block: header 28, data padded, comment option (4 + bound + pad), end of options, size
+    if (this.writer !== null) this.epbBound += 28 + outLen + 3 + 4 + enc.bound() + 3 + 8;
+    if (this.oob !== null) this.lineBound += enc.lineBound();
+    return true;
+  }
+
+  /**
+   * Write the planned frames (before any other output, and at the end of each batch). Returns
+   * true when the addon refused them and the JS writers wrote them: the encoder then holds the
+   * last of their records.
+   */
+  flush(): boolean {
+    const n = this.n;
+    if (n === 0) return false;
+    this.n = 0;
+    const w = this.writer;
+    const o = this.oob;
+    const wOff = w !== null ? w.reserveBlocks(this.epbBound) : -1;
+    const lOff = o !== null ? o.reserve(this.lineBound) : -1;
+    const ok = this.ne.emit(this.plan, n, this.arena, this.data!, wOff >= 0 ? w!.frameBuf : null, wOff < 0 ? 0 : wOff, lOff >= 0 ? o!.buffer : null, lOff < 0 ? 0 : lOff, this.ends);
+    if (ok) {
+      if (wOff >= 0) w!.commitBlocks(this.ends[0]!);
+      if (lOff >= 0) o!.commit(this.ends[1]!);
+      this.nativeFrames += n;
+    } else {
+      // refused (an entry out of range): nothing was written; the JS writers take the run
+      if (wOff >= 0) w!.commitBlocks(wOff);
+      if (lOff >= 0) o!.commit(lOff);
+      const plan = this.plan;
+      for (let k = 0; k < n; k++) {
+        const c = this.ctxs[k]!;
+        const b = k * P_FIELDS;
+        this.enc.load(c.oob, this.ifaces[c.frame.ifId]!, c.frame.tsHi, c.frame.tsLo);
+        this.writeJs(c, plan[b + P_IF]!, plan[b + P_CAP]!);
+      }
+      this.refusedFrames += n;
+    }
+    this.arenaLen = 0;
+    this.pre = null;
+    this.data = null;
+    this.epbBound = 0;
+    this.lineBound = 0;
+    this.ctxs.fill(undefined as unknown as RxCtx, 0, n);
+    return !ok;
+  }
+
+  /** Frames written by the addon so far, and frames of runs it refused (then written by JS). */
+  nativeFrames = 0;
+  refusedFrames = 0;
+}

@@ -1,0 +1,174 @@
+/**
+ * The addon's rx output writer (src/pipeline/rx-emit.ts, NativeEmit in src/crypto/native.ts)
+ * against the JS writers: every rx fixture, and synthetic captures whose runs cross seconds,
+ * interfaces and sequence numbers near 2^32, must give the same pcapng and OOB bytes both ways;
+ * a run the addon refuses must be written by the JS writers instead. Without the addon the
+ * JS writers run both times and the checks still hold.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCapture, type RunOptions } from '../src/pipeline/run.js';
+import { createNativeEmit, nativeAvailable } from '../src/crypto/native.js';
+import { loadSaFile } from '../src/sa/load.js';
+import type { SaDocument } from '../src/sa/model.js';
+import { buildPcap, NgBuilder } from './helpers/capture-util.js';
+import { firstDiff, loadRxManifest, RX_DIR, rxSa } from './helpers/rx-fixtures.js';
+import { ether, ipPacket, Prng } from './tx-helpers.js';
+
+interface Outs {
+  pcapng: Buffer | null;
+  oob: Buffer | null;
+  native: number;
+  refused: number;
+}
+
+type Variant = Partial<Pick<RunOptions, 'dropFailed' | 'inPlace' | 'workers' | 'anyDirection' | 'nativeEmit'>> & { noCapture?: boolean; noOob?: boolean };
+
+async function rx(input: string, sa: SaDocument, v: Variant): Promise<Outs> {
+  const dir = mkdtempSync(join(tmpdir(), 'ipsecov2-emit-'));
+  try {
+    const output = v.noCapture ? null : join(dir, 'out.pcapng');
+    const oob = v.noOob ? null : join(dir, 'oob.jsonl');
+    const res = await runCapture({
+      path: 'rx', input, output, oob, format: 'pcapng', sa, inPlace: v.inPlace ?? false, dropFailed: v.dropFailed ?? false,
+      anyDirection: v.anyDirection ?? false, esn: 'infer', replayWindow: null, workers: v.workers ?? 0, ivSeed: null, mtu: 1500,
+      progress: false, nativeEmit: v.nativeEmit ?? true,
+    });
+    return {
+      pcapng: output ? readFileSync(output) : null,
+      oob: oob ? readFileSync(oob) : null,
+      native: res.stats.nativeOutputFrames,
+      refused: res.stats.refusedOutputFrames,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function same(label: string, a: Outs, b: Outs): void {
+  if (a.pcapng || b.pcapng) assert.ok(a.pcapng!.equals(b.pcapng!), `${label}: pcapng differs: ${firstDiff(a.pcapng!, b.pcapng!)}`);
+  if (a.oob || b.oob) assert.ok(a.oob!.equals(b.oob!), `${label}: OOB differs: ${firstDiff(a.oob!, b.oob!)}`);
+}
+
+/** Output of the addon's writer (default) and of the JS writers only; returns the frames the addon wrote. */
+async function compare(label: string, input: string, sa: SaDocument, v: Variant = {}): Promise<number> {
+  const nat = await rx(input, sa, v);
+  const js = await rx(input, sa, { ...v, nativeEmit: false });
+  assert.equal(js.native, 0);
+  same(label, nat, js);
+  assert.equal(nat.refused, 0, `${label}: the addon refused a run`);
+  return nat.native;
+}
+
+describe('rx output written by the addon = the JS writers', () => {
+  it('every rx fixture, pcapng + OOB; drop-failed, in-place, OOB only and pcapng only on a sample', async () => {
+    const m = loadRxManifest();
+    let native = 0;
+    let i = 0;
+    for (const c of m.cases) {
+      const input = join(RX_DIR, c.capture);
+      const sa = rxSa(c.saFile);
+      native += await compare(c.name, input, sa);
+      if (i++ % 4 === 0) {
+        await compare(`${c.name} --drop-failed`, input, sa, { dropFailed: true });
+        await compare(`${c.name} --in-place`, input, sa, { inPlace: true });
+        native += await compare(`${c.name} OOB only`, input, sa, { noCapture: true });
+        native += await compare(`${c.name} pcapng only`, input, sa, { noOob: true });
+      }
+    }
+    if (nativeAvailable()) assert.ok(native > 100, `the addon wrote only ${native} frames of the fixtures`);
+    else assert.equal(native, 0);
+  });
+
+  it('runs across seconds, interfaces, transport and tunnel SAs, sequence numbers near 2^32, workers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipsecov2-emit-'));
+    try {
+      const saFile = join(dir, 'sa.yaml');
+      // two SAs (tunnel GCM, transport CBC + SHA-256) and a third whose sequence numbers start near 2^32
+      writeFileSync(saFile, `version: 1
+sas:
+  - name: tun
+    direction: outbound
+    mode: tunnel
+    selector: { dst: 10.1.1.0/24 }
+    tunnel: { src: 192.0.2.2, dst: 192.0.2.1 }
+    esp: { spi: 0x0000c001, encryption: aes-gcm-128, encryptionKey: "${'11'.repeat(20)}", icvLength: 16 }
+  - name: trans.v-2:x
+    direction: outbound
+    mode: transport
+    selector: { dst: 10.2.2.0/24 }
+    esp: { spi: 0x0000c002, encryption: aes-cbc-128, encryptionKey: "${'22'.repeat(16)}", integrity: hmac-sha256-128, integrityKey: "${'33'.repeat(32)}" }
+  - name: high
+    direction: outbound
+    mode: tunnel
+    selector: { dst: 10.3.3.0/24 }
+    tunnel: { src: 192.0.2.4, dst: 192.0.2.3 }
+    sequence: { next: 4294967000 }
+    esp: { spi: 0xfffffff0, encryption: aes-gcm-256, encryptionKey: "${'44'.repeat(36)}", icvLength: 16 }
+`);
+      chmodSync(saFile, 0o600);
+      const sa = loadSaFile(saFile);
+      const r = new Prng(11);
+      const dsts = [Buffer.from([10, 1, 1, 9]), Buffer.from([10, 2, 2, 9]), Buffer.from([10, 3, 3, 9])];
+      const frames = Array.from({ length: 3000 }, (_, i) => {
+        const data = ether(ipPacket(r, { family: i % 7 === 3 ? 6 : 4, proto: 'udp', payloadLen: (i * 37) % 700, dst: dsts[i % 3]! }));
+        // 0.37 s apart: a run of frames spans many seconds (the date part changes inside a run)
+        return { sec: 1700000000 + Math.floor((i * 370) / 1000), frac: ((i * 370) % 1000) * 1000000 + i, data };
+      });
+      // nanosecond pcap in, then the same frames on two pcapng interfaces of different resolutions
+      const plainPcap = join(dir, 'plain.pcap');
+      writeFileSync(plainPcap, buildPcap(frames, { nano: true }));
+      const esp = join(dir, 'esp.pcap');
+      await runCapture({
+        path: 'tx', input: plainPcap, output: esp, oob: null, format: 'pcap', sa, inPlace: false, dropFailed: false,
+        anyDirection: false, esn: 'infer', replayWindow: null, workers: 0, ivSeed: '0102', mtu: 9000, progress: false,
+      });
+      let native = await compare('synthetic pcap', esp, sa, { anyDirection: true });
+      native += await compare('synthetic pcap, 2 workers', esp, sa, { anyDirection: true, workers: 2 });
+      const espFrames = readEspFrames(readFileSync(esp));
+      const ng = new NgBuilder();
+      ng.shb();
+      ng.idb(1, 65535, [[9, Buffer.from([9])]]);
+      ng.idb(1, 65535, [[9, Buffer.from([6])]]);
+      espFrames.forEach((f, i) => {
+        const ns = BigInt(f.sec) * 1_000_000_000n + BigInt(f.frac);
+        const ts = i % 2 === 0 ? ns : ns / 1000n;
+        ng.epb(i % 2, Number(ts >> 32n), Number(ts & 0xffffffffn), f.data, f.data.length);
+      });
+      const espNg = join(dir, 'esp.pcapng');
+      writeFileSync(espNg, ng.bytes());
+      native += await compare('synthetic pcapng, two interfaces', espNg, sa, { anyDirection: true });
+      // plain frames (IPv6 ones match no selector, the third SA runs out of sequence numbers) take the JS writers
+      if (nativeAvailable()) assert.ok(native > 5000, `the addon wrote only ${native} frames`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a run the addon refuses is written by the JS writers', { skip: nativeAvailable() ? false : 'native addon unavailable' }, async () => {
+    const c = loadRxManifest().cases.find((x) => x.capture.startsWith('esp-aes-gcm-128-icv16-tunnel-v4'))!;
+    const input = join(RX_DIR, c.capture);
+    const sa = rxSa(c.saFile);
+    const ne = createNativeEmit()!;
+    ne.emit = () => false;
+    const refused = await rx(input, sa, { nativeEmit: ne });
+    const js = await rx(input, sa, { nativeEmit: false });
+    same('refused', refused, js);
+    assert.equal(refused.native, 0);
+    assert.ok(refused.refused > 0, 'no run was offered to the addon');
+  });
+});
+
+/** Records of a little-endian nanosecond pcap (as the tx run above writes it). */
+function readEspFrames(b: Buffer): { sec: number; frac: number; data: Buffer }[] {
+  const out: { sec: number; frac: number; data: Buffer }[] = [];
+  for (let o = 24; o + 16 <= b.length;) {
+    const n = b.readUInt32LE(o + 8);
+    out.push({ sec: b.readUInt32LE(o), frac: b.readUInt32LE(o + 4), data: b.subarray(o + 16, o + 16 + n) });
+    o += 16 + n;
+  }
+  return out;
+}
