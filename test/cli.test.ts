@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { captureBytes, corpus, FUZZ_SA_YAML } from './fuzz/lib.js';
+import { ether, ipPacket, Prng } from './tx-helpers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'ipsecov2');
@@ -145,4 +146,71 @@ test('cli: demo runs on the bundled example', () => {
   const r = run(['demo', '-w', join(d, 'demo.pcapng'), '--oob', join(d, 'demo.jsonl')]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /CRYPTO_SUCCESS/);
+});
+
+/** A GCM tunnel SA (both directions with --any-direction) and an ESP capture of `n` 1400-byte frames made by tx. */
+async function espCapture(d: string, n: number): Promise<{ sa: string; esp: string }> {
+  const sa = join(d, 'gcm.yaml');
+  writeFileSync(sa, `version: 1
+sas:
+  - name: gcm
+    direction: outbound
+    mode: tunnel
+    selector: { dst: 10.1.1.0/24 }
+    tunnel: { src: 192.0.2.2, dst: 192.0.2.1 }
+    esp: { spi: 0x0000c001, encryption: aes-gcm-128, encryptionKey: "${'5a'.repeat(20)}" }
+`);
+  chmodSync(sa, 0o600);
+  const r = new Prng(3);
+  const dst = Buffer.from([10, 1, 1, 7]);
+  writeFileSync(join(d, 'plain.pcap'), await captureBytes(Array.from({ length: n }, () => ether(ipPacket(r, { family: 4, proto: 'udp', payloadLen: 1400, dst }))), 'pcap'));
+  const esp = join(d, 'esp.pcap');
+  const tx = run(['tx', '--sa', sa, join(d, 'plain.pcap'), '-w', esp, '--iv-seed', '01', '--quiet']);
+  assert.equal(tx.status, 0, tx.stderr);
+  return { sa, esp };
+}
+
+function bash(cmd: string): { rc: string; stderr: string } {
+  const r = spawnSync('bash', ['-c', `${cmd}; echo "rc=\${PIPESTATUS[0]}"`], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  return { rc: /rc=(\d+)/.exec(r.stdout)?.[1] ?? '?', stderr: r.stderr };
+}
+
+test('cli: stdout closed by its reader while the other output is a file: the file is finished, the summary says so', async () => {
+  const d = workdir();
+  const { sa, esp } = await espCapture(d, 20000); // ~30 MB: far more than a pipe holds
+  // capture to a closed stdout, OOB to a file
+  const a = bash(`node ${BIN} rx --sa ${sa} --any-direction ${esp} -w - --oob ${join(d, 'a.jsonl')} | head -c 100 > /dev/null`);
+  assert.equal(a.rc, '0', a.stderr);
+  assert.match(a.stderr, /stdout was closed by its reader: the capture written there stop early/);
+  assert.equal(readFileSync(join(d, 'a.jsonl'), 'utf8').trim().split('\n').length, 20000);
+  // OOB to a closed stdout, capture to a file
+  const b = bash(`node ${BIN} rx --sa ${sa} --any-direction ${esp} -w ${join(d, 'b.pcapng')} --oob - | head -n 1 > /dev/null`);
+  assert.equal(b.rc, '0', b.stderr);
+  assert.match(b.stderr, /stdout was closed by its reader: the OOB lines written there stop early/);
+  const j = run(['rx', '--sa', sa, join(d, 'b.pcapng'), '-w', join(d, 'c.pcapng'), '--json', '--any-direction']);
+  assert.equal(JSON.parse(j.stderr.trim().split('\n').pop()!).framesIn, 20000);
+  // only stdout: the run ends at once, quietly
+  const c = bash(`node ${BIN} rx --sa ${sa} --any-direction ${esp} -w - --quiet | head -c 100 > /dev/null`);
+  assert.equal(c.rc, '0', c.stderr);
+  assert.doesNotMatch(c.stderr, /Error|at /);
+  assert.deepEqual(readdirSync(d).filter((f) => f.endsWith('.tmp')), [], 'no temporary file left');
+});
+
+test('cli: outputs not finished when the process exits are removed (no temporary file left)', () => {
+  const d = workdir();
+  const script = `
+    import { createCaptureWriter } from ${JSON.stringify(join(ROOT, 'dist/src/capture/writer.js'))};
+    import { OutputFile } from ${JSON.stringify(join(ROOT, 'dist/src/pipeline/output.js'))};
+    const w = await createCaptureWriter(${JSON.stringify(join(d, 'x.pcapng'))}, { format: 'pcapng' });
+    const id = w.addInterface({ linkType: 1, snapLen: 65535, name: null, description: null, tsResol: 6, tsOffset: 0 });
+    for (let i = 0; i < 2000; i++) w.writeFrame(id, 0, i, Buffer.alloc(1400, 7), 1400, null);
+    await w.flush();
+    const o = await OutputFile.open(${JSON.stringify(join(d, 'x.jsonl'))});
+    o.write('{}\\n');
+    process.exit(3); // as a second Ctrl-C or a closed stdout does
+  `;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 3, r.stderr);
+  assert.deepEqual(readdirSync(d).filter((f) => f.startsWith('.x.')), [], 'temporary files left');
+  assert.ok(!existsSync(join(d, 'x.pcapng')) && !existsSync(join(d, 'x.jsonl')));
 });

@@ -12,6 +12,7 @@
 import { open as fsOpen, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { linkTypeName } from './linktypes.js';
+import { trackTmp, untrackTmp } from './tmpfiles.js';
 import { encodePcapHeader, encodePcapRecord, encodePcapRecordHeader, PCAP_HEADER_LEN, PCAP_RECORD_HEADER_LEN } from './pcap.js';
 import { type CommentEncoder, encodeEpb, encodeEpbReserved, encodeIdb, encodeShb, epbSize } from './pcapng.js';
 import { SEC_FRAC, tsToSecFrac } from './timestamp.js';
@@ -148,12 +149,14 @@ class FileSink implements Sink {
     if (this.error !== null) return;
     await this.fh.close();
     await rename(this.tmp, this.target);
+    untrackTmp(this.tmp);
   }
 
   async abort(): Promise<void> {
     await this.wait();
     await this.fh.close().catch(() => undefined);
     await unlink(this.tmp).catch(() => undefined);
+    untrackTmp(this.tmp);
   }
 }
 
@@ -511,6 +514,7 @@ export async function createCaptureWriter(target: string, opts: WriterOptions): 
   if (target === '-') return new Writer(new StreamSink(process.stdout, false), 'stdout', opts);
   const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
   const fh = await fsOpen(tmp, 'w');
+  trackTmp(tmp);
   return new Writer(new FileSink(fh, tmp, target), target, opts);
 }
 

@@ -167,6 +167,9 @@ async function runPath(path: 'rx' | 'tx', inArg: string | undefined, o: PathOpts
     progress: !quiet && !!process.stderr.isTTY,
     ...(maxFrameLen !== undefined ? { maxFrameLen } : {}),
   };
+  // One output on standard output and one in a file: when the reader of standard output goes
+  // away, stop writing there and finish the file (frames and summary counted as usual).
+  finishOnEpipe = (output === '-' && opts.oob !== null && opts.oob !== '-') || (opts.oob === '-' && output !== '-');
   const t0 = process.hrtime.bigint();
   // Ctrl-C / SIGTERM: stop reading, finish the frames in flight, close the outputs as valid
   // files (renamed into place), print the summary, exit 130. A second signal exits at once
@@ -185,10 +188,11 @@ async function runPath(path: 'rx' | 'tx', inArg: string | undefined, o: PathOpts
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    finishOnEpipe = false;
   }
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   for (const w of res.warnings) process.stderr.write(style.warn(`warning: ${w}`) + '\n');
-  if (json) process.stderr.write(JSON.stringify({ path, input, output, oob: opts.oob, seconds: secs, maxRssMB: process.resourceUsage().maxRSS / 1024, truncated: res.truncated, interrupted: res.interrupted, skippedRecords: res.skippedRecords, warnings: res.warnings, ...res.stats.toJSON() }) + '\n');
+  if (json) process.stderr.write(JSON.stringify({ path, input, output, oob: opts.oob, seconds: secs, maxRssMB: process.resourceUsage().maxRSS / 1024, truncated: res.truncated, interrupted: res.interrupted, outputClosedByPeer: res.outputClosedByPeer, oobClosedByPeer: res.oobClosedByPeer, skippedRecords: res.skippedRecords, warnings: res.warnings, ...res.stats.toJSON() }) + '\n');
   else if (!quiet) process.stderr.write(formatSummary(path, input, output, opts.oob, res, secs, replayWindow) + '\n');
   if (res.interrupted) {
     if (input === '-') process.stdin.destroy();
@@ -345,9 +349,14 @@ function handleError(e: unknown): number {
   return 70;
 }
 
-/** A closed pipe on stdout (`| head`) ends the run quietly. */
+/**
+ * A closed pipe on stdout (`| head`) ends the run quietly, unless the run also writes a file
+ * (finishOnEpipe): then only the stdout output stops and the file is finished. Temporary files of
+ * outputs not finished are removed on exit (capture/tmpfiles.ts).
+ */
+let finishOnEpipe = false;
 function installPipeHandlers(): void {
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(0);
+    if (e.code === 'EPIPE' && !finishOnEpipe) process.exit(0);
   });
 }

@@ -14,6 +14,9 @@ export function formatSummary(path: 'rx' | 'tx', input: string, output: string, 
   const lines: string[] = [];
   const mb = (n: number): string => (n / 1e6).toFixed(1) + ' MB';
   lines.push(style.bold(`ipsecov2 ${path}: ${s.framesIn} frames (${mb(s.bytesIn)}) from ${input === '-' ? 'stdin' : input} → ${s.framesOut} frames to ${output === '-' ? 'stdout' : output}${oob ? `, OOB ${oob === '-' ? 'stdout' : oob}` : ''}`));
+  if (res.outputClosedByPeer || res.oobClosedByPeer) {
+    lines.push(style.warn(`  stdout was closed by its reader: the ${res.outputClosedByPeer ? 'capture' : 'OOB lines'} written there stop early; the counts are of the frames processed`));
+  }
   lines.push(`  outcomes: ${fmtCounts(s.outcomes.counts) || 'none'}`);
   if (s.dropped) lines.push(`  dropped (--drop-failed): ${s.dropped}`);
   if (path === 'rx' && s.replay.counts.size) {

@@ -5,6 +5,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { trackTmp, untrackTmp } from '../capture/tmpfiles.js';
 
 /** Bytes gathered before a write to the OS. */
 const OUT_BUF = 1 << 20;
@@ -19,12 +20,17 @@ export class OutputFile {
   private buf: Buffer = Buffer.allocUnsafeSlow(OUT_BUF);
   private size = 0;
   private error: Error | null = null;
+  /** The reader of standard output went away (EPIPE): further lines are dropped quietly. */
+  closedByPeer = false;
 
   private constructor(target: string, stream: WriteStream | NodeJS.WriteStream, tmp: string | null) {
     this.target = target;
     this.stream = stream;
     this.tmp = tmp;
-    stream.on('error', (e: Error) => { this.error = e; });
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (tmp === null && (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED')) this.closedByPeer = true;
+      else this.error = e;
+    });
   }
 
   static async open(target: string): Promise<OutputFile> {
@@ -34,6 +40,7 @@ export class OutputFile {
     // behind, so OOB writing overlaps with processing.
     const s = createWriteStream(tmp, { flags: 'w', mode: 0o644, highWaterMark: 4 * OUT_BUF });
     await new Promise<void>((res, rej) => { s.once('open', () => res()); s.once('error', rej); });
+    trackTmp(tmp);
     return new OutputFile(target, s, tmp);
   }
 
@@ -41,7 +48,7 @@ export class OutputFile {
     // A UTF-8 character takes at most 3 bytes per UTF-16 unit.
     if (this.size + line.length * 3 > this.buf.length) {
       this.drain();
-      if (line.length * 3 > this.buf.length) { this.stream.write(line); return; }
+      if (line.length * 3 > this.buf.length) { if (!this.closedByPeer) this.stream.write(line); return; }
     }
     this.size += this.buf.write(line, this.size, 'utf8');
   }
@@ -71,6 +78,7 @@ export class OutputFile {
   private drain(): void {
     if (this.size === 0) return;
     if (this.error) throw this.error;
+    if (this.closedByPeer) { this.size = 0; return; }
     // The stream keeps a reference until written: take a spare buffer it is done with (no page
     // faults, no garbage), else a fresh one; this one comes back when its write completes.
     const full = this.buf;
@@ -85,7 +93,7 @@ export class OutputFile {
   /** Back-pressure: wait while the OS side is behind. */
   async flush(): Promise<void> {
     const s = this.stream as WriteStream;
-    if (!s.writableNeedDrain || this.error) return;
+    if (!s.writableNeedDrain || this.error || this.closedByPeer) return;
     await new Promise<void>((res) => {
       const done = (): void => { s.off('drain', done); s.off('error', done); res(); };
       s.on('drain', done);
@@ -99,11 +107,13 @@ export class OutputFile {
     await new Promise<void>((res, rej) => (this.stream as WriteStream).end((e?: Error | null) => (e ? rej(e) : res())));
     if (this.error) throw this.error;
     await rename(this.tmp, this.target);
+    untrackTmp(this.tmp);
   }
 
   async abort(): Promise<void> {
     if (this.tmp === null) return;
     (this.stream as WriteStream).destroy();
     await unlink(this.tmp).catch(() => undefined);
+    untrackTmp(this.tmp);
   }
 }

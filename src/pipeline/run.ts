@@ -71,6 +71,12 @@ export interface RunResult {
   /** Input records the reader could not deliver (oversize, malformed); each has a warning. */
   skippedRecords: number;
   format: string;
+  /**
+   * The reader of standard output closed it (EPIPE) while the run went on to finish its file
+   * output: the capture (or the OOB lines) written there stopped early.
+   */
+  outputClosedByPeer: boolean;
+  oobClosedByPeer: boolean;
 }
 
 function envOff(name: string): boolean {
@@ -238,7 +244,10 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
     for (const w of reader.warnings) warnings.push(`${opts.input === '-' ? 'stdin' : opts.input}: ${w.message} (byte offset ${w.offset})`);
     if (writer) await writer.close();
     if (oobOut) await oobOut.close();
-    return { stats, warnings, truncated: reader.truncated, format: reader.format, interrupted: !!stop?.stopped, skippedRecords: reader.skippedRecords };
+    return {
+      stats, warnings, truncated: reader.truncated, format: reader.format, interrupted: !!stop?.stopped, skippedRecords: reader.skippedRecords,
+      outputClosedByPeer: writer !== null && writer.closedByPeer, oobClosedByPeer: oobOut !== null && oobOut.closedByPeer,
+    };
   } catch (e) {
     if (writer) await writer.abort().catch(() => undefined);
     if (oobOut) await oobOut.abort().catch(() => undefined);
