@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { captureBytes, corpus, FUZZ_SA_YAML } from './fuzz/lib.js';
 import { ether, ipPacket, Prng } from './tx-helpers.js';
+import { writeSaFile } from './helpers/sa-yaml.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'ipsecov2');
@@ -150,17 +151,9 @@ test('cli: demo runs on the bundled example', () => {
 
 /** A GCM tunnel SA (both directions with --any-direction) and an ESP capture of `n` 1400-byte frames made by tx. */
 async function espCapture(d: string, n: number): Promise<{ sa: string; esp: string }> {
-  const sa = join(d, 'gcm.yaml');
-  writeFileSync(sa, `version: 1
-sas:
-  - name: gcm
-    direction: outbound
-    mode: tunnel
-    selector: { dst: 10.1.1.0/24 }
-    tunnel: { src: 192.0.2.2, dst: 192.0.2.1 }
-    esp: { spi: 0x0000c001, encryption: aes-gcm-128, encryptionKey: "${'5a'.repeat(20)}" }
-`);
-  chmodSync(sa, 0o600);
+  const sa = writeSaFile(join(d, 'gcm.yaml'), [
+    { name: 'gcm', mode: 'tunnel', dst: '10.1.1.0/24', tunnel: { src: '192.0.2.2', dst: '192.0.2.1' }, esp: `spi: 0x0000c001, encryption: aes-gcm-128, encryptionKey: "${'5a'.repeat(20)}"` },
+  ]);
   const r = new Prng(3);
   const dst = Buffer.from([10, 1, 1, 7]);
   writeFileSync(join(d, 'plain.pcap'), await captureBytes(Array.from({ length: n }, () => ether(ipPacket(r, { family: 4, proto: 'udp', payloadLen: 1400, dst }))), 'pcap'));

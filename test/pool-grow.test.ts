@@ -7,24 +7,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { captureBytes } from './fuzz/lib.js';
 import { ether, ipPacket, Prng } from './tx-helpers.js';
+import { writeSaFile } from './helpers/sa-yaml.js';
 
 const BIN = join(fileURLToPath(new URL('../..', import.meta.url)), 'bin', 'ipsecov2');
 
-const SA = `version: 1
-sas:
-  - name: heavy
-    direction: outbound
-    mode: tunnel
-    selector: { dst: 10.1.1.0/24 }
-    tunnel: { src: 192.0.2.2, dst: 192.0.2.1 }
-    esp: { spi: 0x0000c003, encryption: 3des-cbc, encryptionKey: "101112131415161718191a1b1c1d1e1f2021222324252627", integrity: hmac-sha512-256, integrityKey: "${'2a'.repeat(64)}" }
-`;
 
 function run(args: string[]): { status: number | null; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
@@ -33,9 +25,9 @@ function run(args: string[]): { status: number | null; stderr: string } {
 
 test('pool: a heavy transform makes the pool grow to --workers 2; output identical to inline', async () => {
   const d = mkdtempSync(join(tmpdir(), 'ipsecov2-grow-'));
-  const sa = join(d, 'sa.yaml');
-  writeFileSync(sa, SA);
-  chmodSync(sa, 0o600);
+  const sa = writeSaFile(join(d, 'sa.yaml'), [
+    { name: 'heavy', mode: 'tunnel', dst: '10.1.1.0/24', tunnel: { src: '192.0.2.2', dst: '192.0.2.1' }, esp: `spi: 0x0000c003, encryption: 3des-cbc, encryptionKey: "101112131415161718191a1b1c1d1e1f2021222324252627", integrity: hmac-sha512-256, integrityKey: "${'2a'.repeat(64)}"` },
+  ]);
   // 16000 Ethernet/IPv4/UDP frames with 1400-byte payloads to the SA's selector
   const r = new Prng(7);
   const dst = Buffer.from([10, 1, 1, 7]);

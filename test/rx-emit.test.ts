@@ -7,7 +7,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCapture, type RunOptions } from '../src/pipeline/run.js';
@@ -17,6 +17,7 @@ import type { SaDocument } from '../src/sa/model.js';
 import { buildPcap, NgBuilder } from './helpers/capture-util.js';
 import { firstDiff, loadRxManifest, RX_DIR, rxSa } from './helpers/rx-fixtures.js';
 import { ether, ipPacket, Prng } from './tx-helpers.js';
+import { writeSaFile } from './helpers/sa-yaml.js';
 
 interface Outs {
   pcapng: Buffer | null;
@@ -86,30 +87,12 @@ describe('rx output written by the addon = the JS writers', () => {
   it('runs across seconds, interfaces, transport and tunnel SAs, sequence numbers near 2^32, workers', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ipsecov2-emit-'));
     try {
-      const saFile = join(dir, 'sa.yaml');
       // two SAs (tunnel GCM, transport CBC + SHA-256) and a third whose sequence numbers start near 2^32
-      writeFileSync(saFile, `version: 1
-sas:
-  - name: tun
-    direction: outbound
-    mode: tunnel
-    selector: { dst: 10.1.1.0/24 }
-    tunnel: { src: 192.0.2.2, dst: 192.0.2.1 }
-    esp: { spi: 0x0000c001, encryption: aes-gcm-128, encryptionKey: "${'11'.repeat(20)}", icvLength: 16 }
-  - name: trans.v-2:x
-    direction: outbound
-    mode: transport
-    selector: { dst: 10.2.2.0/24 }
-    esp: { spi: 0x0000c002, encryption: aes-cbc-128, encryptionKey: "${'22'.repeat(16)}", integrity: hmac-sha256-128, integrityKey: "${'33'.repeat(32)}" }
-  - name: high
-    direction: outbound
-    mode: tunnel
-    selector: { dst: 10.3.3.0/24 }
-    tunnel: { src: 192.0.2.4, dst: 192.0.2.3 }
-    sequence: { next: 4294967000 }
-    esp: { spi: 0xfffffff0, encryption: aes-gcm-256, encryptionKey: "${'44'.repeat(36)}", icvLength: 16 }
-`);
-      chmodSync(saFile, 0o600);
+      const saFile = writeSaFile(join(dir, 'sa.yaml'), [
+        { name: 'tun', mode: 'tunnel', dst: '10.1.1.0/24', tunnel: { src: '192.0.2.2', dst: '192.0.2.1' }, esp: `spi: 0x0000c001, encryption: aes-gcm-128, encryptionKey: "${'11'.repeat(20)}", icvLength: 16` },
+        { name: 'trans.v-2:x', mode: 'transport', dst: '10.2.2.0/24', esp: `spi: 0x0000c002, encryption: aes-cbc-128, encryptionKey: "${'22'.repeat(16)}", integrity: hmac-sha256-128, integrityKey: "${'33'.repeat(32)}"` },
+        { name: 'high', mode: 'tunnel', dst: '10.3.3.0/24', tunnel: { src: '192.0.2.4', dst: '192.0.2.3' }, extra: 'sequence: { next: 4294967000 }', esp: `spi: 0xfffffff0, encryption: aes-gcm-256, encryptionKey: "${'44'.repeat(36)}", icvLength: 16` },
+      ]);
       const sa = loadSaFile(saFile);
       const r = new Prng(11);
       const dsts = [Buffer.from([10, 1, 1, 9]), Buffer.from([10, 2, 2, 9]), Buffer.from([10, 3, 3, 9])];
