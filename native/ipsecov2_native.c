@@ -1115,9 +1115,17 @@ typedef struct {
 } txt_piece;
 
 typedef struct {
+  const txt_piece *saJson, *tail, *saComment, *replay;
+  uint32_t commentLen, epbLen, lineLen;
+} emit_sizes;
+
+typedef struct {
   uint32_t magic;
   uint32_t count;
   txt_piece *pc;
+  /* emitBatch's per-frame sizes from its checking pass, kept for its writing pass */
+  emit_sizes *zs;
+  uint32_t zcap;
 } txt_st;
 
 static void txt_free(txt_st *t) {
@@ -1125,6 +1133,7 @@ static void txt_free(txt_st *t) {
   if (!t) return;
   for (i = 0; i < t->count; i++) free(t->pc[i].p);
   free(t->pc);
+  free(t->zs);
   free(t);
 }
 
@@ -1220,11 +1229,6 @@ static uint8_t *put_num(uint8_t *p, uint32_t v, int null) {
   return txt_u32(p, v);
 }
 
-typedef struct {
-  const txt_piece *saJson, *tail, *saComment, *replay;
-  uint32_t commentLen, epbLen, lineLen;
-} emit_sizes;
-
 /* Check one frame's plan and work out its sizes; 0 when anything is out of range. */
 static int emit_check(const txt_st *t, const int32_t *f, size_t alen, size_t dlen, int wantEpb, int wantLine, emit_sizes *z) {
   uint32_t cap = (uint32_t)f[P_CAP], flags = (uint32_t)f[P_FLAGS];
@@ -1317,7 +1321,7 @@ static napi_value js_emit_batch(napi_env env, napi_callback_info info) {
   napi_typedarray_type pt, et;
   const int32_t *plan;
   uint64_t wNeed = 0, lNeed = 0;
-  emit_sizes z;
+  emit_sizes *zs;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 10) return throw_type(env, "emitBatch: 10 arguments expected");
   t = (txt_st *)get_ext(env, argv[0], MAGIC_TXT);
@@ -1330,20 +1334,26 @@ static napi_value js_emit_batch(napi_env env, napi_callback_info info) {
   if (!is_nullish(env, argv[7]) && !get_bytes(env, argv[7], &lbuf, &llen)) return throw_type(env, "emitBatch: bad line buffer");
   plan = (const int32_t *)pp;
   if (n < 0 || (size_t)n * P_FIELDS > plen || wOff < 0 || lOff < 0) return throw_range(env, "emitBatch: bad count or offset");
+  if ((uint32_t)n > t->zcap) {
+    emit_sizes *nz = (emit_sizes *)realloc(t->zs, (size_t)n * sizeof(*nz));
+    if (!nz) return throw_range(env, "emitBatch: out of memory");
+    t->zs = nz;
+    t->zcap = (uint32_t)n;
+  }
+  zs = t->zs;
   /* pass 1: every entry valid and everything fits, else write nothing */
   for (i = 0; i < n; i++) {
-    if (!emit_check(t, plan + (size_t)i * P_FIELDS, alen, dlen, wbuf != NULL, lbuf != NULL, &z)) goto refuse;
-    wNeed += z.epbLen;
-    lNeed += z.lineLen;
+    if (!emit_check(t, plan + (size_t)i * P_FIELDS, alen, dlen, wbuf != NULL, lbuf != NULL, &zs[i])) goto refuse;
+    wNeed += zs[i].epbLen;
+    lNeed += zs[i].lineLen;
   }
   if ((uint64_t)wOff + wNeed > wlen || (uint64_t)lOff + lNeed > llen) goto refuse;
   wp = wbuf ? wbuf + wOff : NULL;
   lp = lbuf ? lbuf + lOff : NULL;
   for (i = 0; i < n; i++) {
     const int32_t *f = plan + (size_t)i * P_FIELDS;
-    emit_check(t, f, alen, dlen, wbuf != NULL, lbuf != NULL, &z);
-    if (wp) wp = emit_epb(wp, f, &z, arena, data);
-    if (lp) lp = emit_line(lp, f, &z, arena);
+    if (wp) wp = emit_epb(wp, f, &zs[i], arena, data);
+    if (lp) lp = emit_line(lp, f, &zs[i], arena);
   }
   ((int32_t *)ep)[0] = wp ? (int32_t)(wp - wbuf) : wOff;
   ((int32_t *)ep)[1] = lp ? (int32_t)(lp - lbuf) : lOff;
