@@ -49,6 +49,24 @@ for (const [asked, depth, most] of [[1, 2, 1], [2, 3, 2], [4, 3, 3], [8, 3, 3]] 
   });
 }
 
+test('pool: waits for a worker whose crypto is cheap against the main thread\'s work add no worker', async () => {
+  const runner = createCryptoRunner(2, false);
+  try {
+    const jobs = new JobBatch(64, 4);
+    jobs.addJob();
+    await runner.run(jobs, new Map<number, SlotDef>([[0, { slot: 0, esp: null, ah: null }]]));
+    assert.equal(runner.started, 1);
+    // the worker's batch took well under a millisecond of crypto; the main thread 50 ms of its own
+    for (let i = 0; i < 8; i++) runner.took(true, 50);
+    assert.equal(runner.started, 1);
+    // the same waits with crypto as costly as the main thread's work (a tiny own share): one more
+    for (let i = 0; i < 4; i++) runner.took(true, 0);
+    assert.equal(runner.started, 2);
+  } finally {
+    await runner.close();
+  }
+});
+
 test('pool: waits while a worker is still starting do not add workers', async () => {
   const runner = createCryptoRunner(2, false);
   try {

@@ -31,9 +31,10 @@ export interface CryptoRunner {
   run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, rebuild?: Rebuild): Promise<void>;
   /**
    * The pipeline takes the results of its oldest batch; `waited`: it had to wait for them (the
-   * crypto is the slower side). The pool may add a worker (see WorkerRunner).
+   * crypto may be the slower side); `ownMs`: the main thread's own work since the previous batch.
+   * The pool may add a worker (see WorkerRunner).
    */
-  took(waited: boolean): void;
+  took(waited: boolean, ownMs?: number): void;
   /** Workers started so far (0 inline). */
   readonly started: number;
   close(): Promise<void>;
@@ -63,7 +64,7 @@ class InlineRunner implements CryptoRunner {
     return Promise.resolve();
   }
 
-  took(_waited: boolean): void {}
+  took(_waited: boolean, _ownMs?: number): void {}
 
   close(): Promise<void> {
     return Promise.resolve();
@@ -149,11 +150,14 @@ class WorkerRunner implements CryptoRunner {
   /**
    * At most this many workers. The first starts with the first batch the pool gets (pass-through
    * starts none); each further one only when the pipeline had to wait for crypto results in 3 of
-   * the last 4 batches while every started worker was past its start-up (`took`): where the main
-   * thread is the slower side (AES-GCM, AES-CBC + SHA-1 on 2 cores here), a second worker would
-   * only take turns with the first on the same cores (2 workers measured 5-13 % slower than 1);
-   * with heavy ciphers (3DES + HMAC-SHA-512) the workers are the slower side and the pool grows to
-   * `--workers` (2 workers: 3.66 -> 2.65 s on 50k frames).
+   * the last 4 batches while every started worker was past its start-up, and the workers' own
+   * crypto time per batch (they report it), shared among them, is at least 3/4 of the main
+   * thread's own work per batch (`took`): where the main thread is the slower side (AES-GCM,
+   * AES-CBC + SHA-1 on 2 cores here), a second worker would only take turns with the first on the
+   * same cores (2 workers measured 5-13 % slower than 1), and a wait there is the machine pausing
+   * the worker, not the crypto's cost (a 64 B GCM run once grew to 2 on waits alone: 3.72 s
+   * against 3.20 s at one worker). With heavy ciphers (3DES + HMAC-SHA-512) the workers are the
+   * slower side and the pool grows to `--workers` (2 workers: 3.66 -> 2.65 s on 50k frames).
    */
   private readonly size: number;
   private ensureStarted(): void {
@@ -162,12 +166,16 @@ class WorkerRunner implements CryptoRunner {
 
   /** Of the last 4 batches taken by the pipeline, which had to be waited for (one bit each). */
   private waits = 0;
+  /** A worker's crypto time per batch as reported, smoothed (ms). */
+  private cryptoMs = 0;
   /** Batches taken since the last worker was added (at most 4 counted). */
   private taken = 0;
 
-  took(waited: boolean): void {
+  took(waited: boolean, ownMs?: number): void {
     if (this.slots.length === 0 || this.slots.length >= this.size) return;
-    this.waits = ((this.waits << 1) | (waited ? 1 : 0)) & 0xf;
+    // a wait counts only when the crypto itself takes about as long as the main thread's work
+    const slow = waited && (ownMs === undefined || this.cryptoMs / this.slots.length >= 0.75 * ownMs);
+    this.waits = ((this.waits << 1) | (slow ? 1 : 0)) & 0xf;
     if (this.taken < 4) this.taken++;
     if (this.taken < 4 || bits4(this.waits) < 3) return;
     // waits while a worker is still starting say nothing about the crypto's speed
@@ -190,10 +198,11 @@ class WorkerRunner implements CryptoRunner {
     // footprint (and so peak RSS with many workers) down.
     const worker = new Worker(WORKER_URL, { env: process.env, workerData: { index: this.spawned++ }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB } });
     const slot: Slot = { worker, known: new Set(), busy: new Map(), dead: false, ready: false };
-    worker.on('message', (msg: { id: number; data: ArrayBuffer; meta: ArrayBuffer; error?: string }) => {
+    worker.on('message', (msg: { id: number; data: ArrayBuffer; meta: ArrayBuffer; ms?: number; error?: string }) => {
       const p = slot.busy.get(msg.id);
       if (!p) return;
       slot.ready = true;
+      if (msg.ms !== undefined) this.cryptoMs = this.cryptoMs === 0 ? msg.ms : 0.7 * this.cryptoMs + 0.3 * msg.ms;
       slot.busy.delete(msg.id);
       if (msg.error !== undefined) { this.retry(p); return; }
       p.jobs.data = new Uint8Array(msg.data);

@@ -316,7 +316,8 @@ async function pump(
     const t0 = performance.now();
     await h.done;
     const t1 = performance.now();
-    runner.took(t1 - t0 > Math.max(2, (t0 - lastTake) / 2));
+    const own = t0 - lastTake;
+    runner.took(t1 - t0 > Math.max(2, own / 2), own);
     lastTake = t1;
     process(h.batch);
     free.push(h.batch);
