@@ -160,6 +160,13 @@ function runCli(args: string[], env?: NodeJS.ProcessEnv): RunFig {
 
 let startup = 0;
 
+/** The speed issue's targets, as measured in this run (printed at the end). */
+const targets: { what: string; got: string; met: boolean }[] = [];
+function target(what: string, value: number, goal: number, fmt: (v: number) => string, atMost = false): void {
+  targets.push({ what, got: fmt(value), met: atMost ? value < goal : value >= goal });
+}
+const kfps = (v: number): string => `${(v / 1000).toFixed(0)}k frames/s`;
+
 function fmtRate(frames: number, secs: number, start = startup): string {
   const net = start > 0 && secs - start > 0 ? ` (${(frames / (secs - start) / 1000).toFixed(0)}k without start-up)` : '';
   return `${(frames / secs / 1000).toFixed(1)}k frames/s${net}`;
@@ -375,6 +382,11 @@ async function main(): Promise<void> {
         if ((r0.outcomes.CRYPTO_SUCCESS ?? 0) !== r0.frames) throw new Error(`not every frame decrypted: ${JSON.stringify(r0.outcomes)}`);
         const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
         const started = Math.max(...runs.map((r) => r.workersStarted));
+        if (w === NCPU && algo !== 'heavy') {
+          const label = `rx ${algo === 'gcm' ? 'AES-128-GCM' : 'AES-128-CBC + HMAC-SHA1-96'} ${payload} B, ${r0.frames} frames, ${w} workers`;
+          target(`${label} ≥ ${algo === 'cbc' ? 200 : payload === 64 ? 500 : 300}k frames/s`, r0.frames / secs, algo === 'cbc' ? 200000 : payload === 64 ? 500000 : 300000, kfps);
+          if (ts && algo === 'gcm') target(`${label}: ≥ 17× tshark`, (r0.frames / secs) / (ts.frames / ts.secs), 17, (v) => `${v.toFixed(1)}×`);
+        }
         console.log(`| ${algo === 'heavy' ? '3des+sha512' : algo} ${payload} B${nFrames !== FRAMES ? `, ${r0.frames} frames` : ''} | ${w}${w > 0 ? ` (${started} started)` : ''} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * payload, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
       }
       if (ts) console.log(`| tshark 4 ${algo} ${payload} B | – | ${ts.secs.toFixed(2)} | ${fmtRate(ts.frames, ts.secs, 0)} (${ts.frames} good ICVs) | ${gbit(ts.frames * payload, ts.secs)} | – | 1× |`);
@@ -401,6 +413,12 @@ async function main(): Promise<void> {
       if ((r0.outcomes.CRYPTO_SUCCESS ?? 0) !== r0.frames) throw new Error(`not every frame decrypted: ${JSON.stringify(r0.outcomes)}`);
       const w = counts[k]!;
       const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
+      const label = `rx AES-128-GCM 1400 B, ${(size / 1e9).toFixed(2)} GB, ${w} workers`;
+      if (w === NCPU) {
+        target(`${label} ≥ 300k frames/s`, r0.frames / secs, 300000, kfps);
+        if (ts) target(`${label}: ≥ 17× tshark`, (r0.frames / secs) / (ts.frames / ts.secs), 17, (v) => `${v.toFixed(1)}×`);
+      }
+      target(`${label}: peak RSS < 150 MB`, Math.max(...runs.map((r) => r.maxRssMB)), 150, (v) => `${v.toFixed(0)} MB`, true);
       console.log(`| ${w}${w > 0 ? ` (${Math.max(...runs.map((r) => r.workersStarted))} started)` : ''} | ${secs.toFixed(2)} (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * 1400, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${r0.nativeOutputFrames} | ${ratio} |`);
     }
     if (ts) console.log(`| tshark 4 (one run) | ${ts.secs.toFixed(2)} | ${fmtRate(ts.frames, ts.secs, 0)} (${ts.frames} good ICVs) | ${gbit(ts.frames * 1400, ts.secs)} | – | – | 1× |`);
@@ -450,6 +468,12 @@ async function main(): Promise<void> {
     console.log(`exit ${r.status}, ${j.framesIn} frames in ${secs.toFixed(2)} s, peak RSS ${j.maxRssMB.toFixed(0)} MB, warnings: ${j.warnings.length}`);
   }
   if (ONLY.includes('bounds')) await bounds(out, oob);
+  if (targets.length > 0) {
+    console.log('\n## the speed issue\'s targets in this run (medians above)');
+    console.log('| target | measured | met |');
+    console.log('| --- | --- | --- |');
+    for (const t of targets) console.log(`| ${t.what} | ${t.got} | ${t.met ? 'yes' : 'no'} |`);
+  }
 }
 
 await main();
