@@ -93,3 +93,29 @@ describe('perf: file read-ahead = stream reading', () => {
     });
   }
 });
+
+describe('frame views (ChunkedInput.view)', () => {
+  it('are Buffers over the chunk: Buffer methods, subarray, shared memory, pcap and pcapng', async () => {
+    const data = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
+    const ng = new NgBuilder();
+    ng.shb();
+    ng.idb(1, 0);
+    ng.epb(0, 0, 1, data);
+    for (const [name, bytes] of [['v.pcap', buildPcap([{ sec: 1, frac: 2, data }])], ['v.pcapng', ng.bytes()]] as const) {
+      const p = join(tmp, name);
+      writeFileSync(p, bytes);
+      const r = await openCapture(p);
+      const f = (await r.nextBatch(8))![0]!;
+      assert.ok(Buffer.isBuffer(f.data) && f.data instanceof Uint8Array, name);
+      assert.equal(f.data.toString('hex'), data.toString('hex'));
+      assert.equal(f.data.readUInt32BE(4), 0x04050607);
+      const sub = f.data.subarray(2, 6);
+      assert.ok(Buffer.isBuffer(sub));
+      assert.equal(sub.toString('hex'), '02030405');
+      sub[0] = 0xff; // a view: the frame sees it
+      assert.equal(f.data[2], 0xff);
+      assert.ok(Buffer.concat([f.data, sub]).length === 20);
+      await r.close();
+    }
+  });
+});

@@ -130,12 +130,23 @@ const MIN_READ = 4096;
 const HEADROOM = 1 << 16;
 
 /**
+ * Frame views: a Uint8Array with Buffer.prototype in its chain (every Buffer method works and
+ * Buffer.isBuffer() is true), made straight from the chunk's ArrayBuffer. Buffer#subarray goes
+ * through the species constructor: ~75-110 ns a view here, against ~35 ns for this.
+ */
+class FrameBuffer extends Uint8Array {}
+Object.setPrototypeOf(FrameBuffer.prototype, Buffer.prototype);
+
+/**
  * The window of buffered, unparsed input. Parsers read `buf` between `pos` and `end` directly
  * (with `dv` for multi-byte fields) and advance `pos`; `ensure` makes more bytes available.
  */
 export class ChunkedInput {
   buf: Buffer;
   dv: DataView;
+  /** `buf`'s memory, kept (`.buffer` is a C++ getter: not once per frame). */
+  private ab: ArrayBuffer;
+  private abOff = 0;
   pos = 0;
   end = 0;
   /** Absolute input offset of buf[0]. */
@@ -168,6 +179,20 @@ export class ChunkedInput {
     this.headroom = Math.min(HEADROOM, this.chunkSize);
     this.buf = Buffer.allocUnsafeSlow(0);
     this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, 0);
+    this.ab = this.buf.buffer as ArrayBuffer;
+  }
+
+  /** Make `b` the current chunk (its DataView and memory with it). */
+  private setBuf(b: Buffer): void {
+    this.buf = b;
+    this.dv = new DataView(b.buffer, b.byteOffset, b.length);
+    this.ab = b.buffer as ArrayBuffer;
+    this.abOff = b.byteOffset;
+  }
+
+  /** `buf[start, start + len)` as a Buffer sharing its memory (a frame's bytes). */
+  view(start: number, len: number): Buffer {
+    return new FrameBuffer(this.ab, this.abOff + start, len) as unknown as Buffer;
   }
 
   /** Keep READ_AHEAD chunk reads in flight (positional sources). */
@@ -212,7 +237,7 @@ export class ChunkedInput {
       const at = this.headroom - tail;
       if (tail > 0) this.buf.copy(nb, at, this.pos, this.end);
       this.base += this.pos - at;
-      this.buf = nb;
+      this.setBuf(nb);
       this.pos = at;
       this.end = this.headroom + got;
     } else {
@@ -222,12 +247,11 @@ export class ChunkedInput {
       nb.copy(m, tail, this.headroom, this.headroom + got);
       this.spare.push(nb);
       this.base += this.pos;
-      this.buf = m;
+      this.setBuf(m);
       this.pos = 0;
       this.end = tail + got;
     }
     if (old.length > 0) this.retired.push(old);
-    this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
     this.fill();
   }
 
@@ -286,8 +310,7 @@ export class ChunkedInput {
     const nb = Buffer.allocUnsafeSlow(Math.max(this.chunkSize, n));
     if (tail > 0) this.buf.copy(nb, 0, this.pos, this.end);
     this.base += this.pos;
-    this.buf = nb;
-    this.dv = new DataView(nb.buffer, nb.byteOffset, nb.length);
+    this.setBuf(nb);
     this.pos = 0;
     this.end = tail;
   }
@@ -315,10 +338,9 @@ export class ChunkedInput {
           this.bytesRead += got;
           this.base += this.end + want - (this.headroom + want);
           if (this.buf.length > 0) this.retired.push(this.buf);
-          this.buf = a.buf;
+          this.setBuf(a.buf);
           this.pos = this.headroom + want;
           this.end = this.headroom + got;
-          this.dv = new DataView(a.buf.buffer, a.buf.byteOffset, a.buf.length);
           this.fill();
           return true;
         }

@@ -109,7 +109,7 @@ export class PcapParser implements FormatParser {
         ifId: 0,
         tsHi: TS_UNITS[0],
         tsLo: TS_UNITS[1],
-        data: inp.buf.subarray(start, start + incl),
+        data: inp.view(start, incl),
         origLen: orig,
         comment: null,
         epbFlags: null,
