@@ -199,6 +199,8 @@ export class RxOobEncoder implements CommentEncoder {
   private jsonTailOf: Uint8Array = NULL;
   private detailJson: string | null = null;
   private readonly saCache = new Map<string | null, SaPiece>();
+  /** The SA piece of the previous record. */
+  private lastPiece: SaPiece | null = null;
   /** The addon's rx writer's pieces (null: JS writers only). */
   private readonly pieces: Pieces | null;
   /** The loaded record can be planned (planText): its pieces and numbers (-1 null). */
@@ -281,8 +283,11 @@ export class RxOobEncoder implements CommentEncoder {
   }
 
   private saPiece(sa: string | null, handle: number | null): SaPiece {
+    // frames mostly repeat the SA of the frame before: no Map lookup then
+    const last = this.lastPiece;
+    if (last !== null && last.sa === sa && last.handle === handle) return last;
     const p = this.saCache.get(sa);
-    if (p !== undefined && p.handle === handle) return p;
+    if (p !== undefined && p.handle === handle) return (this.lastPiece = p);
     if (this.saCache.size >= SA_CACHE_MAX) {
       this.saCache.clear();
       if (this.pieces !== null) {
@@ -294,6 +299,7 @@ export class RxOobEncoder implements CommentEncoder {
       }
     }
     const np = new SaPiece(sa, handle, this.pieces);
+    this.lastPiece = np;
     this.saCache.set(sa, np);
     return np;
   }

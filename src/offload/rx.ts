@@ -358,12 +358,16 @@ export class RxEngine {
 
   /** Create the SA's transforms on this thread (once) and remember its definition for workers. */
   private ensureLocal(st: BundleState): void {
+    // per frame: an array read, not a Map lookup
+    if (this.localReady[st.slot] === true) return;
     if (!this.slotDefs.has(st.slot)) {
       const def = st.slotDef();
       this.slotDefs.set(st.slot, def);
       this.localSlots.define(def);
     }
+    this.localReady[st.slot] = true;
   }
+  private readonly localReady: boolean[] = [];
   /** Every slot defined so far, for the worker pool (a worker gets a slot before its first job). */
   readonly slotDefs = new Map<number, SlotDef>();
 
