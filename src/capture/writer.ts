@@ -76,8 +76,6 @@ export interface CaptureWriter {
   reserveBlocks(size: number): number;
   /** Take the bytes written after reserveBlocks, up to `end` (at most the size reserved). */
   commitBlocks(end: number): void;
-  /** Output interfaces declared so far. */
-  readonly interfaceCount: number;
   /** Hand buffered bytes to the sink and wait for it (back-pressure). Call once per batch. */
   flush(): Promise<void>;
   /** Finish: flush, close, and (file targets) rename the temporary file onto the target. */
@@ -405,10 +403,6 @@ class Writer implements CaptureWriter {
 
   get frameBuf(): Buffer {
     return this.buf;
-  }
-
-  get interfaceCount(): number {
-    return this.ifaces.length;
   }
 
   reserveBlocks(size: number): number {

@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encryptionAlgorithm, integrityAlgorithm } from './registry.js';
+import { envFlag } from '../env.js';
 import type { AhParams, AhTransform, EspParams, EspTransform, OpenResult } from './types.js';
 
 /** The addon's JS-facing API version this loader speaks (ABI_VERSION in the C file). */
@@ -60,8 +61,7 @@ function addonPath(): string | null {
 function load(): Addon | null {
   if (loaded) return addon;
   loaded = true;
-  const off = process.env.IPSECOV2_NO_NATIVE;
-  if (off !== undefined && off !== '' && off !== '0') {
+  if (envFlag('IPSECOV2_NO_NATIVE')) {
     reason = 'disabled by IPSECOV2_NO_NATIVE';
     return null;
   }

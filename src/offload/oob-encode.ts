@@ -203,13 +203,8 @@ export class RxOobEncoder implements CommentEncoder {
   private lastPiece: SaPiece | null = null;
   /** The addon's rx writer's pieces (null: JS writers only). */
   private readonly pieces: Pieces | null;
-  /** The loaded record can be planned (planText): its pieces and numbers (-1 null). */
-  private planOk = false;
-  private pSa = -1;
-  private pComment = -1;
-  private pTail = -1;
-  private pSeq = 0;
-  private pSeqHigh = 0;
+  /** The loaded record's SA piece (code >= 0). */
+  private piece: SaPiece | null = null;
   /** Piece numbers of the JSON tails without detail by code, and of commentReplay. */
   private readonly tailPieces: number[] = [];
   private replayPieces: number[] = [];
@@ -240,23 +235,13 @@ export class RxOobEncoder implements CommentEncoder {
     const ri = replayIndex(r.replay);
     this.code = f < 0 || ri < 0 ? -1 : f | (ri << 6);
     this.detailJson = r.detail === null ? null : JSON.stringify(r.detail);
-    this.planOk = false;
+    this.piece = null;
     if (this.code >= 0) {
       const p = this.saPiece(r.sa, r.handle);
+      this.piece = p;
       this.saJson = p.json(r.spi);
       this.saComment = p.comment(r.spi, this.code & 63);
       this.jsonTailOf = this.tail(this.code, this.detailJson === null);
-      if (this.pieces !== null && this.detailJson === null) {
-        const seq = planNum(r.seq);
-        const seqHigh = planNum(r.seqHigh);
-        this.pSa = p.jsonPiece;
-        this.pComment = p.commentPiece(this.code & 63);
-        this.pTail = this.tailPieces[this.code] ?? -1;
-        this.pSeq = seq;
-        this.pSeqHigh = seqHigh;
-        // NaN fails every comparison
-        this.planOk = this.pSa >= 0 && this.pComment >= 0 && this.pTail >= 0 && seq >= -1 && seqHigh >= -1 && (r.frame >>> 0) === r.frame;
-      }
     }
   }
 
@@ -266,19 +251,26 @@ export class RxOobEncoder implements CommentEncoder {
    * the record needs the JS writers (a detail text, numbers out of range, no pieces).
    */
   planText(plan: Int32Array, b: number): Uint8Array | null {
-    if (!this.planOk) return null;
+    const p = this.piece;
+    if (p === null || this.pieces === null || this.detailJson !== null) return null;
     const r = this.r!;
-    const seq = this.pSeq;
-    const seqHigh = this.pSeqHigh;
+    const code = this.code;
+    const sa = p.jsonPiece;
+    const comment = p.commentPiece(code & 63);
+    const tail = this.tailPieces[code] ?? -1;
+    const seq = planNum(r.seq);
+    const seqHigh = planNum(r.seqHigh);
+    // NaN fails every comparison
+    if (sa < 0 || comment < 0 || tail < 0 || !(seq >= -1) || !(seqHigh >= -1) || (r.frame >>> 0) !== r.frame) return null;
     plan[b + P_FRAME] = r.frame;
     plan[b + P_FRAC] = isoTsFrac(this.iface!, this.tsHi, this.tsLo);
-    plan[b + P_SA_JSON] = this.pSa;
+    plan[b + P_SA_JSON] = sa;
     plan[b + P_SEQ] = seq < 0 ? 0 : seq;
     plan[b + P_FLAGS] = (seq < 0 ? F_SEQ_NULL : 0) | (seqHigh < 0 ? F_SEQ_HIGH_NULL : 0) | (r.spi === null ? F_NO_COMMENT_SEQ : 0);
     plan[b + P_SEQ_HIGH] = seqHigh < 0 ? 0 : seqHigh;
-    plan[b + P_TAIL] = this.pTail;
-    plan[b + P_SA_COMMENT] = this.pComment;
-    plan[b + P_REPLAY] = this.replayPieces[this.code >> 6] ?? -1;
+    plan[b + P_TAIL] = tail;
+    plan[b + P_SA_COMMENT] = comment;
+    plan[b + P_REPLAY] = this.replayPieces[code >> 6] ?? -1;
     return isoTsPrefix();
   }
 

@@ -16,6 +16,7 @@
  * OOB record) and the run goes on.
  */
 import { Worker } from 'node:worker_threads';
+import { envFlag } from '../env.js';
 import { JOB_FIELDS, J, JobBatch, runJobs, SlotTable, WORKER_FAULT, type SlotDef } from '../offload/jobs.js';
 
 export interface CryptoRunner {
@@ -43,13 +44,8 @@ export interface CryptoRunner {
 /** Writes a batch's job data again (see CryptoRunner.run). */
 export type Rebuild = (data: Uint8Array, meta: Int32Array) => void;
 
-export function createCryptoRunner(workers: number, firstBatchInline = !poolTakesFirstBatch()): CryptoRunner {
+export function createCryptoRunner(workers: number, firstBatchInline = !envFlag('IPSECOV2_POOL_FIRST_BATCH')): CryptoRunner {
   return workers > 0 ? new WorkerRunner(workers, firstBatchInline) : new InlineRunner();
-}
-
-function poolTakesFirstBatch(): boolean {
-  const v = process.env.IPSECOV2_POOL_FIRST_BATCH;
-  return v !== undefined && v !== '' && v !== '0';
 }
 
 class InlineRunner implements CryptoRunner {

@@ -14,6 +14,7 @@ import { oobComment, type OobRecord } from '../offload/oob.js';
 import { RxOobEncoder } from '../offload/oob-encode.js';
 import { createNativeEmit, type NativeEmit } from '../crypto/native.js';
 import { RxEmitter } from './rx-emit.js';
+import { envFlag } from '../env.js';
 import { RunStats } from '../offload/stats.js';
 import { SaTimeline } from './timeline.js';
 import { createCryptoRunner, type CryptoRunner, type Rebuild } from './pool.js';
@@ -79,11 +80,6 @@ export interface RunResult {
   oobClosedByPeer: boolean;
 }
 
-function envOff(name: string): boolean {
-  const v = process.env[name];
-  return v !== undefined && v !== '' && v !== '0';
-}
-
 /** Process a whole capture. Throws CaptureFormatError / CaptureWriteError for file-level faults. */
 export async function runCapture(opts: RunOptions, stop?: StopSignal): Promise<RunResult> {
   const reader = await openCapture(opts.input, opts.maxFrameLen ? { maxFrameLen: opts.maxFrameLen } : undefined);
@@ -127,19 +123,22 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
     const comments = opts.format === 'pcapng';
     const needEnc = oobOut !== null || (writer !== null && comments);
     // rx with pcapng and/or OOB output: common frames are written in runs by the addon
-    const native = opts.path === 'rx' && needEnc && (writer === null || comments) && opts.nativeEmit !== false && !envOff('IPSECOV2_NO_NATIVE_EMIT') ? (typeof opts.nativeEmit === 'object' ? opts.nativeEmit : createNativeEmit()) : null;
+    const native = opts.path === 'rx' && needEnc && (writer === null || comments) && opts.nativeEmit !== false && !envFlag('IPSECOV2_NO_NATIVE_EMIT') ? (typeof opts.nativeEmit === 'object' ? opts.nativeEmit : createNativeEmit()) : null;
     const enc = new RxOobEncoder(native);
     /** Frames whose output the rx engine builds straight into the writer's buffer. */
     let rxEngine: RxEngine | null = null;
     let rxEmit: RxEmitter | null = null;
-    /** The JS writers: the loaded record's OOB line; a frame's block (output `out`, or built by the rx engine). */
-    const writeLineJs = (): void => {
-      const o = oobOut!.reserve(enc.lineBound());
-      oobOut!.commit(enc.writeLine(oobOut!.buffer, o));
+    /**
+     * The JS writers, with the record loaded in `e`: its OOB line; a frame's block (output `out`,
+     * or built by the rx engine).
+     */
+    const writeLineJs = (e: RxOobEncoder): void => {
+      const o = oobOut!.reserve(e.lineBound());
+      oobOut!.commit(e.writeLine(oobOut!.buffer, o));
     };
-    const writeBlockJs = (f: CaptureFrame, ifId: number, out: Uint8Array | null, n: number, rxc: RxCtx | null): void => {
+    const writeBlockJs = (f: CaptureFrame, ifId: number, out: Uint8Array | null, n: number, rxc: RxCtx | null, e: RxOobEncoder): void => {
       const extra = f.origLen - f.data.length;
-      const o = writer!.reserveFrame(ifId, f.tsHi, f.tsLo, n, extra > 0 ? n + extra : n, comments ? enc : null);
+      const o = writer!.reserveFrame(ifId, f.tsHi, f.tsLo, n, extra > 0 ? n + extra : n, comments ? e : null);
       if (o < 0) return;
       if (out !== null) writer!.frameBuf.set(out, o);
       else rxEngine!.writeOutput(rxc!, writer!.frameBuf, o);
@@ -159,14 +158,13 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
             return;
           }
         }
-        // a refused run is written by the JS writers, which leave the encoder on its last record
-        if (rxEmit.flush() && needEnc) enc.load(r, ifaces[f.ifId]!, f.tsHi, f.tsLo);
+        rxEmit.flush();
       }
-      if (oobOut) writeLineJs();
+      if (oobOut) writeLineJs(enc);
       if (drop) { stats.dropped++; return; }
       stats.framesOut++;
       stats.bytesOut += outLen;
-      if (writer) writeBlockJs(f, mapIface(f, raw), out, outLen, rxc);
+      if (writer) writeBlockJs(f, mapIface(f, raw), out, outLen, rxc, enc);
     };
     const writeExtra = (r: OobRecord, f: CaptureFrame, out: Uint8Array, raw: boolean): void => {
       stats.framesOut++;
@@ -204,9 +202,9 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
       rxEngine = engine;
       if (native !== null) {
         // a run the addon refuses goes through the JS writers
-        rxEmit = new RxEmitter(native, enc, engine, writer, oobOut, ifaces, (c, ifId, outLen) => {
-          if (oobOut) writeLineJs();
-          if (writer) writeBlockJs(c.frame, ifId, null, outLen, c);
+        rxEmit = new RxEmitter(native, enc, engine, writer, oobOut, ifaces, (c, ifId, outLen, e) => {
+          if (oobOut) writeLineJs(e);
+          if (writer) writeBlockJs(c.frame, ifId, null, outLen, c, e);
         });
       }
       const rxe = rxEmit;

@@ -11,7 +11,7 @@
 import type { CaptureWriter } from '../capture/writer.js';
 import type { CaptureInterface } from '../capture/types.js';
 import type { NativeEmit } from '../crypto/native.js';
-import type { RxOobEncoder } from '../offload/oob-encode.js';
+import { RxOobEncoder } from '../offload/oob-encode.js';
 import type { RxCtx, RxEngine } from '../offload/rx.js';
 import { P_CAP, P_FIELDS, P_HDR_LEN, P_HDR_OFF, P_IF, P_ORIG, P_PAY_LEN, P_PAY_OFF, P_PRE_LEN, P_PRE_OFF, P_TS_HI, P_TS_LO } from '../offload/emit-plan.js';
 import type { OutputFile } from './output.js';
@@ -46,9 +46,12 @@ export class RxEmitter {
     private readonly writer: CaptureWriter | null,
     private readonly oob: OutputFile | null,
     private readonly ifaces: readonly CaptureInterface[],
-    /** Writes one frame the JS way (its record loaded in the encoder): OOB line, then block. */
-    private readonly writeJs: (c: RxCtx, ifId: number, outLen: number) => void,
+    /** Writes one frame the JS way (its record loaded in `e`): OOB line, then block. */
+    private readonly writeJs: (c: RxCtx, ifId: number, outLen: number, e: RxOobEncoder) => void,
   ) {}
+
+  /** The encoder of runs the addon refused (the pipeline's own holds the current record). */
+  private fallbackEnc: RxOobEncoder | null = null;
 
   /**
    * Plan frame `c` (its record loaded in the encoder) for output interface `ifId` (declared), or
@@ -57,10 +60,7 @@ export class RxEmitter {
   add(c: RxCtx, ifId: number, outLen: number, origLen: number): boolean {
     if (!c.payloadInJobs() || c.frame.data.length + 128 > ARENA) return false;
     const data = c.outData!;
-    if (this.n > 0 && (data !== this.data || this.n === MAX_FRAMES || this.epbBound > MAX_BYTES || this.lineBound > MAX_BYTES || this.arenaLen + c.frame.data.length + 128 > ARENA)) {
-      const f = c.frame;
-      if (this.flush()) this.enc.load(c.oob, this.ifaces[f.ifId]!, f.tsHi, f.tsLo);
-    }
+    if (this.n > 0 && (data !== this.data || this.n === MAX_FRAMES || this.epbBound > MAX_BYTES || this.lineBound > MAX_BYTES || this.arenaLen + c.frame.data.length + 128 > ARENA)) this.flush();
     const plan = this.plan;
     const b = this.n * P_FIELDS;
     const enc = this.enc;
@@ -99,13 +99,12 @@ export class RxEmitter {
   }
 
   /**
-   * Write the planned frames (before any other output, and at the end of each batch). Returns
-   * true when the addon refused them and the JS writers wrote them: the encoder then holds the
-   * last of their records.
+   * Write the planned frames (before any other output, and at the end of each batch). A run the
+   * addon refuses is written by the JS writers, with an encoder of its own.
    */
-  flush(): boolean {
+  flush(): void {
     const n = this.n;
-    if (n === 0) return false;
+    if (n === 0) return;
     this.n = 0;
     const w = this.writer;
     const o = this.oob;
@@ -121,11 +120,12 @@ export class RxEmitter {
       if (wOff >= 0) w!.commitBlocks(wOff);
       if (lOff >= 0) o!.commit(lOff);
       const plan = this.plan;
+      const e = (this.fallbackEnc ??= new RxOobEncoder());
       for (let k = 0; k < n; k++) {
         const c = this.ctxs[k]!;
         const b = k * P_FIELDS;
-        this.enc.load(c.oob, this.ifaces[c.frame.ifId]!, c.frame.tsHi, c.frame.tsLo);
-        this.writeJs(c, plan[b + P_IF]!, plan[b + P_CAP]!);
+        e.load(c.oob, this.ifaces[c.frame.ifId]!, c.frame.tsHi, c.frame.tsLo);
+        this.writeJs(c, plan[b + P_IF]!, plan[b + P_CAP]!, e);
       }
       this.refusedFrames += n;
     }
@@ -135,7 +135,6 @@ export class RxEmitter {
     this.epbBound = 0;
     this.lineBound = 0;
     this.ctxs.fill(undefined as unknown as RxCtx, 0, n);
-    return !ok;
   }
 
   /** Frames written by the addon so far, and frames of runs it refused (then written by JS). */
