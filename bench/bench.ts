@@ -136,6 +136,8 @@ interface RunFig {
   workersStarted: number;
   /** Frames whose pcapng block and OOB line the addon wrote (src/pipeline/rx-emit.ts). */
   nativeOutputFrames: number;
+  /** Share of the batches with crypto that ran on the main thread (pool.ts, mode-probe.ts). */
+  inlineShare: number;
   frames: number;
   bytesIn: number;
   maxRssMB: number;
@@ -155,8 +157,20 @@ function runCli(args: string[], env?: NodeJS.ProcessEnv): RunFig {
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`ipsecov2 ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   const line = r.stderr.trim().split('\n').pop()!;
-  const j = JSON.parse(line) as { framesIn: number; bytesIn: number; maxRssMB: number; outcomes: Record<string, number>; workersStarted: number; nativeOutputFrames: number };
-  return { seconds: secs, frames: j.framesIn, bytesIn: j.bytesIn, maxRssMB: j.maxRssMB, outcomes: j.outcomes, workersStarted: j.workersStarted, nativeOutputFrames: j.nativeOutputFrames };
+  const j = JSON.parse(line) as { framesIn: number; bytesIn: number; maxRssMB: number; outcomes: Record<string, number>; workersStarted: number; nativeOutputFrames: number; cryptoBatchesInline: number; cryptoBatchesOnWorkers: number };
+  const batches = j.cryptoBatchesInline + j.cryptoBatchesOnWorkers;
+  return {
+    seconds: secs, frames: j.framesIn, bytesIn: j.bytesIn, maxRssMB: j.maxRssMB, outcomes: j.outcomes, workersStarted: j.workersStarted, nativeOutputFrames: j.nativeOutputFrames,
+    inlineShare: batches > 0 ? j.cryptoBatchesInline / batches : 0,
+  };
+}
+
+/** "N started, x–y % of batches inline" for a worker count's runs. */
+function poolNote(runs: RunFig[]): string {
+  const pct = runs.map((r) => Math.round(100 * r.inlineShare));
+  const lo = Math.min(...pct);
+  const hi = Math.max(...pct);
+  return `${Math.max(...runs.map((r) => r.workersStarted))} started, ${lo === hi ? lo : `${lo}–${hi}`} % inline`;
 }
 
 let startup = 0;
@@ -382,13 +396,12 @@ async function main(): Promise<void> {
         const r0 = runs[0]!;
         if ((r0.outcomes.CRYPTO_SUCCESS ?? 0) !== r0.frames) throw new Error(`not every frame decrypted: ${JSON.stringify(r0.outcomes)}`);
         const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
-        const started = Math.max(...runs.map((r) => r.workersStarted));
         if (w === NCPU && algo !== 'heavy') {
           const label = `rx ${algo === 'gcm' ? 'AES-128-GCM' : 'AES-128-CBC + HMAC-SHA1-96'} ${payload} B, ${r0.frames} frames, ${w} workers`;
           target(`${label} ≥ ${algo === 'cbc' ? 200 : payload === 64 ? 500 : 300}k frames/s`, r0.frames / secs, algo === 'cbc' ? 200000 : payload === 64 ? 500000 : 300000, kfps);
           if (ts && algo === 'gcm') target(`${label}: ≥ 17× tshark`, (r0.frames / secs) / (ts.frames / ts.secs), 17, (v) => `${v.toFixed(2)}×`);
         }
-        console.log(`| ${algo === 'heavy' ? '3des+sha512' : algo} ${payload} B${nFrames !== FRAMES ? `, ${r0.frames} frames` : ''} | ${w}${w > 0 ? ` (${started} started)` : ''} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * payload, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
+        console.log(`| ${algo === 'heavy' ? '3des+sha512' : algo} ${payload} B${nFrames !== FRAMES ? `, ${r0.frames} frames` : ''} | ${w}${w > 0 ? ` (${poolNote(runs)})` : ''} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * payload, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
       }
       if (ts) console.log(`| tshark 4 ${algo} ${payload} B | – | ${ts.secs.toFixed(2)} | ${fmtRate(ts.frames, ts.secs, 0)} (${ts.frames} good ICVs) | ${gbit(ts.frames * payload, ts.secs)} | – | 1× |`);
     }
@@ -422,7 +435,7 @@ async function main(): Promise<void> {
           if (ts && algo === 'gcm') target(`${label}: ≥ 17× tshark`, (r0.frames / secs) / (ts.frames / ts.secs), 17, (v) => `${v.toFixed(2)}×`);
         }
         target(`${label}: peak RSS < 150 MB`, Math.max(...runs.map((r) => r.maxRssMB)), 150, (v) => `${v.toFixed(0)} MB`, true);
-        console.log(`| ${w}${w > 0 ? ` (${Math.max(...runs.map((r) => r.workersStarted))} started)` : ''} | ${secs.toFixed(2)} (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * 1400, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${r0.nativeOutputFrames} | ${ratio} |`);
+        console.log(`| ${w}${w > 0 ? ` (${poolNote(runs)})` : ''} | ${secs.toFixed(2)} (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * 1400, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${r0.nativeOutputFrames} | ${ratio} |`);
       }
       if (ts) console.log(`| tshark 4 (one run) | ${ts.secs.toFixed(2)} | ${fmtRate(ts.frames, ts.secs, 0)} (${ts.frames} good ICVs) | ${gbit(ts.frames * 1400, ts.secs)} | – | – | 1× |`);
     }

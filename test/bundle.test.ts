@@ -41,7 +41,7 @@ test('bundle: rx output is byte-identical to the modules at 0 and 2 workers (the
   for (const w of ['0', '2']) {
     const outs: Buffer[][] = [];
     // the pool takes the demo's only batch (by default it would run inline)
-    for (const env of [{ IPSECOV2_POOL_FIRST_BATCH: '1' }, { IPSECOV2_NO_BUNDLE: '1', IPSECOV2_POOL_FIRST_BATCH: '1' }]) {
+    for (const env of [{ IPSECOV2_POOL_EVERY_BATCH: '1' }, { IPSECOV2_NO_BUNDLE: '1', IPSECOV2_POOL_EVERY_BATCH: '1' }]) {
       const tag = `${w}-${outs.length}`;
       const r = run(['rx', '--sa', sa, join(DEMO, 'demo.pcapng'), '-w', join(d, `${tag}.pcapng`), '--oob', join(d, `${tag}.jsonl`), '--workers', w, '--quiet'], env);
       assert.equal(r.status, 0, r.stderr);

@@ -177,7 +177,7 @@ test('worker faults: a dying worker is replaced and its batch retried; output id
   const sa = join(d, 'sas.yaml');
   const a = run(['rx', '--sa', sa, input, '-w', join(d, 'a.pcapng'), '--oob', join(d, 'a.jsonl'), '--workers', '0', '-q']);
   assert.equal(a.status, 0, a.stderr);
-  const b = run(['rx', '--sa', sa, input, '-w', join(d, 'b.pcapng'), '--oob', join(d, 'b.jsonl'), '--workers', '2', '--json'], { IPSECOV2_FAULT: 'crash:1', IPSECOV2_POOL_FIRST_BATCH: '1' });
+  const b = run(['rx', '--sa', sa, input, '-w', join(d, 'b.pcapng'), '--oob', join(d, 'b.jsonl'), '--workers', '2', '--json'], { IPSECOV2_FAULT: 'crash:1', IPSECOV2_POOL_EVERY_BATCH: '1' });
   assert.equal(b.status, 0, b.stderr);
   assert.deepEqual(readFileSync(join(d, 'b.jsonl')), readFileSync(join(d, 'a.jsonl')));
   assert.deepEqual(readFileSync(join(d, 'b.pcapng')), readFileSync(join(d, 'a.pcapng')));
@@ -188,7 +188,7 @@ test('worker faults: a dying worker is replaced and its batch retried; output id
 test('worker faults: a batch that fails twice → CRYPTO_GENERIC_ERROR with a detail, run goes on, summary says so', async () => {
   const d = tmp();
   const input = await smallCapture(d);
-  const r = run(['rx', '--sa', join(d, 'sas.yaml'), input, '-w', join(d, 'c.pcapng'), '--oob', join(d, 'c.jsonl'), '--workers', '2', '--json'], { IPSECOV2_FAULT: 'crash-all:1', IPSECOV2_POOL_FIRST_BATCH: '1' });
+  const r = run(['rx', '--sa', join(d, 'sas.yaml'), input, '-w', join(d, 'c.pcapng'), '--oob', join(d, 'c.jsonl'), '--workers', '2', '--json'], { IPSECOV2_FAULT: 'crash-all:1', IPSECOV2_POOL_EVERY_BATCH: '1' });
   assert.equal(r.status, 0, r.stderr);
   const lines = readFileSync(join(d, 'c.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { cryptoDone: number; cryptoStatus: string; detail: string | null });
   assert.equal(lines.length, corpus().length * 40, 'every frame accounted for');

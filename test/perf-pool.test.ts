@@ -10,7 +10,7 @@ import { JobBatch, type SlotDef } from '../src/offload/jobs.js';
 
 for (const [asked, depth, most] of [[1, 2, 1], [2, 3, 2], [4, 3, 3], [8, 3, 3]] as const) {
   test(`pool: --workers ${asked} starts 1 worker, at most ${most} when the pipeline waits; batches in flight: workers + 1, at most ${depth}`, async () => {
-    const runner = createCryptoRunner(asked, false);
+    const runner = createCryptoRunner(asked, { everyBatch: true });
     try {
       assert.equal(runner.depth, 2);
       // the first worker starts with the first batch that has a job
@@ -50,7 +50,7 @@ for (const [asked, depth, most] of [[1, 2, 1], [2, 3, 2], [4, 3, 3], [8, 3, 3]] 
 }
 
 test('pool: waits for a worker whose crypto is cheap against the main thread\'s work add no worker', async () => {
-  const runner = createCryptoRunner(2, false);
+  const runner = createCryptoRunner(2, { everyBatch: true });
   try {
     const jobs = new JobBatch(64, 4);
     jobs.addJob();
@@ -68,7 +68,7 @@ test('pool: waits for a worker whose crypto is cheap against the main thread\'s 
 });
 
 test('pool: waits while a worker is still starting do not add workers', async () => {
-  const runner = createCryptoRunner(2, false);
+  const runner = createCryptoRunner(2, { everyBatch: true });
   try {
     const jobs = new JobBatch(64, 4);
     jobs.addJob();

@@ -33,7 +33,7 @@ const CASES: [string, string][] = [
 
 function rx(sa: string, input: string, out: string, workers: number, fault?: string): { status: number | null; stderr: string } {
   // the pool takes the capture's only batch (by default it would run inline)
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', IPSECOV2_POOL_FIRST_BATCH: '1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', IPSECOV2_POOL_EVERY_BATCH: '1' };
   if (fault) env.IPSECOV2_FAULT = fault;
   else delete env.IPSECOV2_FAULT;
   const r = spawnSync(process.execPath, [BIN, 'rx', '--sa', sa, input, '-w', `${out}.pcapng`, '--oob', `${out}.jsonl`, '--workers', String(workers), '--json'], { env });

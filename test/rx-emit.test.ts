@@ -14,10 +14,10 @@ import { runCapture, type RunOptions } from '../src/pipeline/run.js';
 import { createNativeEmit, nativeAvailable } from '../src/crypto/native.js';
 import { loadSaFile } from '../src/sa/load.js';
 import type { SaDocument } from '../src/sa/model.js';
-import { buildPcap, NgBuilder } from './helpers/capture-util.js';
+import { buildPcap, NgBuilder, readEspFrames } from './helpers/capture-util.js';
 import { firstDiff, loadRxManifest, RX_DIR, rxSa } from './helpers/rx-fixtures.js';
 import { ether, ipPacket, Prng } from './tx-helpers.js';
-import { writeSaFile } from './helpers/sa-yaml.js';
+import { transCbcSa, tunGcmSa, writeSaFile } from './helpers/sa-yaml.js';
 
 interface Outs {
   pcapng: Buffer | null;
@@ -89,8 +89,8 @@ describe('rx output written by the addon = the JS writers', () => {
     try {
       // two SAs (tunnel GCM, transport CBC + SHA-256) and a third whose sequence numbers start near 2^32
       const saFile = writeSaFile(join(dir, 'sa.yaml'), [
-        { name: 'tun', mode: 'tunnel', dst: '10.1.1.0/24', tunnel: { src: '192.0.2.2', dst: '192.0.2.1' }, esp: `spi: 0x0000c001, encryption: aes-gcm-128, encryptionKey: "${'11'.repeat(20)}", icvLength: 16` },
-        { name: 'trans.v-2:x', mode: 'transport', dst: '10.2.2.0/24', esp: `spi: 0x0000c002, encryption: aes-cbc-128, encryptionKey: "${'22'.repeat(16)}", integrity: hmac-sha256-128, integrityKey: "${'33'.repeat(32)}"` },
+        tunGcmSa(),
+        transCbcSa('trans.v-2:x'),
         { name: 'high', mode: 'tunnel', dst: '10.3.3.0/24', tunnel: { src: '192.0.2.4', dst: '192.0.2.3' }, extra: 'sequence: { next: 4294967000 }', esp: `spi: 0xfffffff0, encryption: aes-gcm-256, encryptionKey: "${'44'.repeat(36)}", icvLength: 16` },
       ]);
       const sa = loadSaFile(saFile);
@@ -144,14 +144,3 @@ describe('rx output written by the addon = the JS writers', () => {
     assert.ok(refused.refused > 0, 'no run was offered to the addon');
   });
 });
-
-/** Records of a little-endian nanosecond pcap (as the tx run above writes it). */
-function readEspFrames(b: Buffer): { sec: number; frac: number; data: Buffer }[] {
-  const out: { sec: number; frac: number; data: Buffer }[] = [];
-  for (let o = 24; o + 16 <= b.length;) {
-    const n = b.readUInt32LE(o + 8);
-    out.push({ sec: b.readUInt32LE(o), frac: b.readUInt32LE(o + 4), data: b.subarray(o + 16, o + 16 + n) });
-    o += 16 + n;
-  }
-  return out;
-}

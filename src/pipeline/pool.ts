@@ -2,13 +2,15 @@
  * Where the crypto step runs: inline on the main thread (--workers 0) or on a pool of
  * worker_threads. Batches travel as two owned ArrayBuffers that are transferred, not cloned,
  * and come back the same way; the pipeline processes results in submission order, so output
- * never depends on the worker count.
+ * never depends on the worker count or on where a batch's crypto ran.
  *
- * The first batch with crypto to do runs inline even with workers: with one batch there is nothing
- * to overlap, and starting a worker (its own isolate) costs ~0.05 s here, far more than the batch's
- * crypto (~1 ms for 1024 frames). So a capture of one batch (up to 1024 frames) starts no worker;
- * a larger one starts the pool with its second batch. IPSECOV2_POOL_FIRST_BATCH=1 gives the pool
- * the first batch too (tests of the workers on small captures).
+ * With workers allowed, a batch's crypto still runs on the main thread:
+ * - the first batch with crypto: with one batch there is nothing to overlap, and starting a
+ *   worker (its own isolate) costs ~0.05 s here, far more than the batch's crypto (~1 ms for 1024
+ *   frames). So a capture of one batch (up to 1024 frames) starts no worker;
+ * - while the first worker starts (until it reports ready), instead of waiting for it;
+ * - while inline is measured faster (mode-probe.ts: small frames on this machine).
+ * IPSECOV2_POOL_EVERY_BATCH=1 gives every batch with crypto to the workers (tests of the workers).
  *
  * Faults: a worker that dies (or reports an error) is replaced and its batch retried once on
  * another worker from a backup copy (rx: only the job table; the data is rebuilt from the frames);
@@ -18,6 +20,7 @@
 import { Worker } from 'node:worker_threads';
 import { envFlag } from '../env.js';
 import { JOB_FIELDS, J, JobBatch, runJobs, SlotTable, WORKER_FAULT, type SlotDef } from '../offload/jobs.js';
+import { INLINE, ModeProbe, UNTAGGED_INLINE, UNTAGGED_POOL, type ModeProbeOptions } from './mode-probe.js';
 
 export interface CryptoRunner {
   /** How many batches may be in flight before the pipeline waits for the oldest (may grow with the pool). */
@@ -38,23 +41,44 @@ export interface CryptoRunner {
   took(waited: boolean, ownMs?: number): void;
   /** Workers started so far (0 inline). */
   readonly started: number;
+  /** Batches with crypto run on the main thread, and on workers. */
+  readonly batchesInline: number;
+  readonly batchesOnWorkers: number;
+  /** Probes of inline against the workers decided, and how many chose inline (mode-probe.ts). */
+  readonly probes: number;
+  readonly probesChoseInline: number;
   close(): Promise<void>;
+}
+
+export interface RunnerOptions {
+  /**
+   * Every batch with crypto goes to the workers: the first one, those while the first worker
+   * starts, and no probing (tests of the workers). Default: IPSECOV2_POOL_EVERY_BATCH=1.
+   */
+  everyBatch?: boolean;
+  probe?: ModeProbeOptions;
 }
 
 /** Writes a batch's job data again (see CryptoRunner.run). */
 export type Rebuild = (data: Uint8Array, meta: Int32Array) => void;
 
-export function createCryptoRunner(workers: number, firstBatchInline = !envFlag('IPSECOV2_POOL_FIRST_BATCH')): CryptoRunner {
-  return workers > 0 ? new WorkerRunner(workers, firstBatchInline) : new InlineRunner();
+export function createCryptoRunner(workers: number, o: RunnerOptions = { everyBatch: envFlag('IPSECOV2_POOL_EVERY_BATCH') }): CryptoRunner {
+  return workers > 0 ? new WorkerRunner(workers, o) : new InlineRunner();
 }
 
 class InlineRunner implements CryptoRunner {
   readonly depth = 1;
   readonly faults = 0;
   readonly started = 0;
+  batchesInline = 0;
+  readonly batchesOnWorkers = 0;
+  readonly probes = 0;
+  readonly probesChoseInline = 0;
   private readonly table = new SlotTable();
 
   run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>): Promise<void> {
+    if (jobs.count === 0) return Promise.resolve();
+    this.batchesInline++;
     defineMissing(this.table, jobs, slotDefs);
     runJobs(this.table, jobs.data, jobs.meta, jobs.count);
     return Promise.resolve();
@@ -119,11 +143,25 @@ class WorkerRunner implements CryptoRunner {
   private slotDefs: ReadonlyMap<number, SlotDef> = new Map();
   private closing = false;
 
-  /** Runs the first batch with crypto on this thread (see the file comment); null once used. */
-  private firstInline: InlineRunner | null;
+  /** Runs batches' crypto on this thread (see the file comment). */
+  private readonly inline = new InlineRunner();
+  /** Every batch to the workers (RunnerOptions.everyBatch); else the first runs inline. */
+  private readonly everyBatch: boolean;
+  private firstDone = false;
+  /** Inline or workers, measured (null: every batch to the workers). */
+  private readonly probe: ModeProbe | null;
+  /** Probe tags of the batches in flight, oldest first (one per run(), taken by took()). */
+  private readonly tags: number[] = [];
+  /** The last batch with crypto ran inline: the pipeline takes it at once (depth 1). */
+  private lastInline = false;
+  private lastTook = 0;
+  /** The main thread's own work per batch while batches go to workers, smoothed (ms). */
+  private ownMs = 0;
+  batchesOnWorkers = 0;
 
-  constructor(n: number, firstBatchInline: boolean) {
-    this.firstInline = firstBatchInline ? new InlineRunner() : null;
+  constructor(n: number, o: RunnerOptions) {
+    this.everyBatch = o.everyBatch === true;
+    this.probe = this.everyBatch ? null : new ModeProbe(o.probe);
     // One batch more than there are workers keeps every worker busy while the main thread
     // works. Never more than 3 in flight: the main thread (read, SA state, write) is the bound,
     // it keeps at most 2-3 workers busy (crypto is 0.3-1 µs a frame against 2-4 µs of main-thread
@@ -134,12 +172,27 @@ class WorkerRunner implements CryptoRunner {
     this.size = Math.min(n, this.maxDepth);
   }
 
+  get batchesInline(): number {
+    return this.inline.batchesInline;
+  }
+
+  get probes(): number {
+    return this.probe?.probes ?? 0;
+  }
+
+  get probesChoseInline(): number {
+    return this.probe?.inlineChosen ?? 0;
+  }
+
   /**
    * One batch more than the workers started so far (the pool grows on demand): a third batch in
    * flight for a single worker only held more memory and was measured slower (--workers 2 with
-   * one worker started: 5-8 % slower than --workers 1 in the same bench run).
+   * one worker started: 5-8 % slower than --workers 1 in the same bench run). 1 after a batch
+   * that ran inline: the pipeline takes it (and any before it) at once, while its data is in
+   * this core's cache.
    */
   get depth(): number {
+    if (this.lastInline) return 1;
     return Math.min(Math.max(this.slots.length, 1) + 1, this.maxDepth);
   }
 
@@ -168,6 +221,14 @@ class WorkerRunner implements CryptoRunner {
   private taken = 0;
 
   took(waited: boolean, ownMs?: number): void {
+    const now = performance.now();
+    const tag = this.tags.shift() ?? UNTAGGED_POOL;
+    if (this.probe !== null) {
+      if (this.lastTook > 0) this.probe.sample(tag, now - this.lastTook);
+      if (this.probe.modeOf(tag) === INLINE) { this.lastTook = now; return; }
+    }
+    this.lastTook = now;
+    if (ownMs !== undefined) this.ownMs = this.ownMs === 0 ? ownMs : 0.7 * this.ownMs + 0.3 * ownMs;
     if (this.slots.length === 0 || this.slots.length >= this.size) return;
     // a wait counts only when the crypto itself takes about as long as the main thread's work
     const slow = waited && (ownMs === undefined || this.cryptoMs / this.slots.length >= 0.75 * ownMs);
@@ -194,10 +255,11 @@ class WorkerRunner implements CryptoRunner {
     // footprint (and so peak RSS with many workers) down.
     const worker = new Worker(WORKER_URL, { env: process.env, workerData: { index: this.spawned++ }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB } });
     const slot: Slot = { worker, known: new Set(), busy: new Map(), dead: false, ready: false };
-    worker.on('message', (msg: { id: number; data: ArrayBuffer; meta: ArrayBuffer; ms?: number; error?: string }) => {
+    worker.on('message', (msg: { id: number; data: ArrayBuffer; meta: ArrayBuffer; ms?: number; error?: string; ready?: boolean }) => {
+      slot.ready = true;
+      if (msg.ready) return;
       const p = slot.busy.get(msg.id);
       if (!p) return;
-      slot.ready = true;
       if (msg.ms !== undefined) this.cryptoMs = this.cryptoMs === 0 ? msg.ms : 0.7 * this.cryptoMs + 0.3 * msg.ms;
       slot.busy.delete(msg.id);
       if (msg.error !== undefined) { this.retry(p); return; }
@@ -269,12 +331,28 @@ class WorkerRunner implements CryptoRunner {
 
   run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, rebuild?: Rebuild): Promise<void> {
     this.slotDefs = slotDefs;
-    if (jobs.count === 0) return Promise.resolve(); // nothing to send: no message round trip
-    if (this.firstInline !== null) {
-      const r = this.firstInline;
-      this.firstInline = null;
-      return r.run(jobs, slotDefs);
+    if (jobs.count === 0) {
+      // nothing to send: no message round trip (and no sample: the pipeline's work alone)
+      this.tags.push(UNTAGGED_POOL);
+      return Promise.resolve();
     }
+    let tag = UNTAGGED_POOL;
+    if (this.probe !== null) {
+      if (!this.firstDone) {
+        this.firstDone = true;
+        tag = UNTAGGED_INLINE;
+      } else {
+        this.ensureStarted();
+        tag = this.anyReady() ? this.probe.next(this.cryptoMs >= 0.5 * this.ownMs) : UNTAGGED_INLINE;
+      }
+    }
+    this.tags.push(tag);
+    if (this.probe !== null && this.probe.modeOf(tag) === INLINE) {
+      this.lastInline = true;
+      return this.inline.run(jobs, slotDefs);
+    }
+    this.lastInline = false;
+    this.batchesOnWorkers++;
     this.ensureStarted();
     return new Promise<void>((resolve) => {
       // Kept so a batch lost with a dying worker can be retried: the job table, and the data
@@ -282,6 +360,12 @@ class WorkerRunner implements CryptoRunner {
       const p: Pending = { jobs, backup: this.backupOf(jobs, rebuild === undefined), rebuild: rebuild ?? null, dataLen: jobs.data.length, resolve, tries: 0 };
       this.dispatch(p);
     });
+  }
+
+  /** A live worker is past its start-up. */
+  private anyReady(): boolean {
+    for (const s of this.slots) if (s.ready && !s.dead) return true;
+    return false;
   }
 
   private dispatch(p: Pending): void {

@@ -17,7 +17,7 @@ import { RxEmitter } from './rx-emit.js';
 import { envFlag } from '../env.js';
 import { RunStats } from '../offload/stats.js';
 import { SaTimeline } from './timeline.js';
-import { createCryptoRunner, type CryptoRunner, type Rebuild } from './pool.js';
+import { createCryptoRunner, type CryptoRunner, type Rebuild, type RunnerOptions } from './pool.js';
 import { OutputFile } from './output.js';
 import { Progress } from './progress.js';
 
@@ -43,6 +43,8 @@ export interface RunOptions {
   progress: boolean;
   /** Frames per batch (fixed, so output never depends on the worker count). */
   batchFrames?: number;
+  /** Where batches' crypto runs with workers (tests; default from the environment, pool.ts). */
+  pool?: RunnerOptions;
   /** Max frame length accepted by the reader. */
   maxFrameLen?: number;
   /** Called with each OOB record (tests, live status). */
@@ -92,7 +94,7 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
   const warnings: string[] = [];
   let writer: CaptureWriter | null = null;
   let oobOut: OutputFile | null = null;
-  const runner: CryptoRunner = createCryptoRunner(opts.workers);
+  const runner: CryptoRunner = opts.pool ? createCryptoRunner(opts.workers, opts.pool) : createCryptoRunner(opts.workers);
   const progress = opts.progress ? new Progress(reader) : null;
   try {
     if (opts.output !== null) writer = await createCaptureWriter(opts.output, { format: opts.format });
@@ -239,6 +241,10 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
     }
     stats.workerFaults = runner.faults;
     stats.workersStarted = runner.started;
+    stats.cryptoBatchesInline = runner.batchesInline;
+    stats.cryptoBatchesOnWorkers = runner.batchesOnWorkers;
+    stats.poolProbes = runner.probes;
+    stats.poolProbesChoseInline = runner.probesChoseInline;
     for (const w of reader.warnings) warnings.push(`${opts.input === '-' ? 'stdin' : opts.input}: ${w.message} (byte offset ${w.offset})`);
     if (writer) await writer.close();
     if (oobOut) await oobOut.close();
@@ -345,7 +351,8 @@ async function pump(
       i += prepare(frames, i, b);
       curAt = i;
       inflight.push({ batch: b, done: runner.run(b.jobs, slotDefs, rebuildOf?.(b)), first });
-      if (inflight.length >= runner.depth) await finishHead();
+      // depth 1 after a batch whose crypto ran inline: take it (and any before it) now
+      while (inflight.length >= runner.depth) await finishHead();
     }
     progress?.tick(framesIn());
   }

@@ -17,6 +17,9 @@ const index = (workerData as { index?: number } | null)?.index ?? 0;
 const crashAt = fault && (fault[1] === 'crash-all' || index === 0) ? Number(fault[2]) : 0;
 let batches = 0;
 
+// Started: the pool runs batches inline until a worker says so (pool.ts).
+parentPort!.postMessage({ ready: true });
+
 parentPort!.on('message', (msg: { id: number; data: ArrayBuffer; meta: ArrayBuffer; count: number; defs: SlotDef[] }) => {
   batches++;
   if (crashAt && batches === crashAt) process.exit(70);

@@ -190,3 +190,14 @@ export function bytesOf(n: number, seed: number): Buffer {
   for (let i = 0; i < n; i++) b[i] = Math.floor(r() * 256);
   return b;
 }
+
+/** Records of a little-endian nanosecond pcap (as the tx path writes one from such input). */
+export function readEspFrames(b: Buffer): { sec: number; frac: number; data: Buffer }[] {
+  const out: { sec: number; frac: number; data: Buffer }[] = [];
+  for (let o = 24; o + 16 <= b.length;) {
+    const n = b.readUInt32LE(o + 8);
+    out.push({ sec: b.readUInt32LE(o), frac: b.readUInt32LE(o + 4), data: b.subarray(o + 16, o + 16 + n) });
+    o += 16 + n;
+  }
+  return out;
+}

@@ -30,3 +30,13 @@ export function writeSaFile(path: string, sas: TestSa[]): string {
   chmodSync(path, 0o600);
   return path;
 }
+
+/** A tunnel-mode AES-GCM-128 SA to 10.1.1.0/24 (SPI 0xc001). */
+export function tunGcmSa(name = 'tun'): TestSa {
+  return { name, mode: 'tunnel', dst: '10.1.1.0/24', tunnel: { src: '192.0.2.2', dst: '192.0.2.1' }, esp: `spi: 0x0000c001, encryption: aes-gcm-128, encryptionKey: "${'11'.repeat(20)}", icvLength: 16` };
+}
+
+/** A transport-mode AES-CBC-128 + HMAC-SHA-256-128 SA to 10.2.2.0/24 (SPI 0xc002). */
+export function transCbcSa(name = 'trans'): TestSa {
+  return { name, mode: 'transport', dst: '10.2.2.0/24', esp: `spi: 0x0000c002, encryption: aes-cbc-128, encryptionKey: "${'22'.repeat(16)}", integrity: hmac-sha256-128, integrityKey: "${'33'.repeat(32)}"` };
+}
