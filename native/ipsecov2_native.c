@@ -50,7 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ABI_VERSION 3
+#define ABI_VERSION 4
 
 enum { R_OK = 0, R_AUTH = 1, R_LEN = 2, R_INT = 3 };
 
@@ -704,7 +704,7 @@ static int table_grow(slot_table *t, int32_t need) {
 /* Job layout of src/offload/jobs.ts */
 enum {
   J_ESP_SLOT = 0, J_AH_SLOT = 1, J_OP = 2, J_OFF = 3, J_LEN = 4, J_ESP = 5, J_AH = 6,
-  J_SEQH_ESP = 7, J_SEQH_AH = 8, J_AUX = 9, J_RESULT = 10, JOB_FIELDS = 12
+  J_SEQH_ESP = 7, J_SEQH_AH = 8, J_AUX = 9, J_RESULT = 10, J_SRC = 12, J_SRC_OFF = 13, JOB_FIELDS = 14
 };
 enum { OP_AH_VERIFY = 1, OP_ESP_OPEN = 2, OP_ESP_SEAL = 4, OP_AH_COMPUTE = 8 };
 /* Optional (not yet set by jobs.ts): SEQH_ESP / SEQH_AH hold an unsigned 32-bit ESN high value.
@@ -730,7 +730,16 @@ static int ah_job(ah_ctx *a, uint8_t *data, size_t dlen, int64_t off, int64_t le
 }
 
 /* Mirrors runJobs (src/offload/jobs.ts) job by job. */
-static uint32_t run_batch(slot_table *t, uint8_t *data, size_t dlen, int32_t *meta, uint32_t n) {
+/* Sources a batch's jobs copy their region from (J_SRC: 0 none, k: source k - 1): the reader's
+   shared input chunks. */
+#define MAX_SRCS 16
+typedef struct {
+  uint8_t *p[MAX_SRCS];
+  size_t n[MAX_SRCS];
+  uint32_t count;
+} batch_srcs;
+
+static uint32_t run_batch(slot_table *t, uint8_t *data, size_t dlen, int32_t *meta, uint32_t n, const batch_srcs *srcs) {
   uint32_t i, deferred = 0;
   for (i = 0; i < n; i++) {
     int32_t *m = meta + (size_t)i * JOB_FIELDS;
@@ -741,17 +750,21 @@ static uint32_t run_batch(slot_table *t, uint8_t *data, size_t dlen, int32_t *me
     int64_t off = m[J_OFF], len = m[J_LEN];
     int64_t shE = (op & OP_ESN_ESP_U32) ? (int64_t)(uint32_t)m[J_SEQH_ESP] : (int64_t)m[J_SEQH_ESP];
     int64_t shA = (op & OP_ESN_AH_U32) ? (int64_t)(uint32_t)m[J_SEQH_AH] : (int64_t)m[J_SEQH_AH];
+    int32_t src = m[J_SRC];
     int ahRes = NOT_RUN, espRes = NOT_RUN;
+    if (!in_range(off, len, dlen) ||
+        (src != 0 && (src < 0 || (uint32_t)src > srcs->count || !in_range(m[J_SRC_OFF], len, srcs->n[src - 1])))) {
+      if (op & (OP_AH_VERIFY | OP_AH_COMPUTE)) ahRes = R_INT;
+      else if (op & (OP_ESP_OPEN | OP_ESP_SEAL)) espRes = R_INT;
+      m[J_RESULT] = ahRes | (espRes << 4);
+      continue;
+    }
+    /* the region's bytes first (a job the JS path takes copies them again) */
+    if (src != 0) memcpy(data + off, srcs->p[src - 1] + m[J_SRC_OFF], (size_t)len);
     if (((op & (OP_ESP_OPEN | OP_ESP_SEAL)) && ek == K_FALLBACK) ||
         ((op & (OP_AH_VERIFY | OP_AH_COMPUTE)) && ak == K_FALLBACK)) {
       m[J_RESULT] = -1;
       deferred++;
-      continue;
-    }
-    if (!in_range(off, len, dlen)) {
-      if (op & (OP_AH_VERIFY | OP_AH_COMPUTE)) ahRes = R_INT;
-      else if (op & (OP_ESP_OPEN | OP_ESP_SEAL)) espRes = R_INT;
-      m[J_RESULT] = ahRes | (espRes << 4);
       continue;
     }
     if (op & OP_AH_VERIFY) {
@@ -1075,23 +1088,38 @@ static napi_value js_table_set(napi_env env, napi_callback_info info) {
 
 /* runBatch(table, data: Uint8Array, meta: Int32Array, n) -> deferred count */
 static napi_value js_run_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4], out;
+  size_t argc = 5;
+  napi_value argv[5], out;
   slot_table *t;
   uint8_t *data;
   size_t dlen, mlen;
   void *mp = NULL;
   napi_typedarray_type mt;
   int32_t n;
+  batch_srcs srcs;
+  srcs.count = 0;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4) return throw_type(env, "runBatch: 4 arguments expected");
+  if (argc >= 5 && !is_nullish(env, argv[4])) {
+    uint32_t k, len = 0;
+    bool isArr = false;
+    if (napi_is_array(env, argv[4], &isArr) != napi_ok || !isArr) return throw_type(env, "runBatch: srcs must be an array");
+    CHECK(napi_get_array_length(env, argv[4], &len));
+    if (len > MAX_SRCS) return throw_range(env, "runBatch: too many srcs");
+    for (k = 0; k < len; k++) {
+      napi_value v;
+      CHECK(napi_get_element(env, argv[4], k, &v));
+      if (!get_bytes(env, v, &srcs.p[k], &srcs.n[k])) return throw_type(env, "runBatch: srcs must hold Uint8Arrays");
+    }
+    srcs.count = len;
+  }
   t = (slot_table *)get_ext(env, argv[0], MAGIC_TAB);
   if (!t) return throw_type(env, "runBatch: not a slot table");
   if (!get_bytes(env, argv[1], &data, &dlen)) return throw_type(env, "runBatch: data must be a Uint8Array");
   if (napi_get_typedarray_info(env, argv[2], &mt, &mlen, &mp, NULL, NULL) != napi_ok || mt != napi_int32_array)
     return throw_type(env, "runBatch: meta must be an Int32Array");
   if (!get_i32(env, argv[3], &n) || n < 0 || (size_t)n * JOB_FIELDS > mlen) return throw_range(env, "runBatch: bad job count");
-  CHECK(napi_create_uint32(env, n ? run_batch(t, data, dlen, (int32_t *)mp, (uint32_t)n) : 0, &out));
+  CHECK(napi_create_uint32(env, n ? run_batch(t, data, dlen, (int32_t *)mp, (uint32_t)n, &srcs) : 0, &out));
   return out;
 }
 

@@ -324,19 +324,19 @@ for (const mode of ['direct', 'EVP'] as const) {
         meta[b + J.AUX] = aux;
         data.set(bytes(8), aux); // GMAC IV
       }
-      const run = (d: Uint8Array, m: Int32Array) => {
+      const run = (d: Uint8Array, m: Int32Array, srcs: Uint8Array[] = []) => {
         const jd = d.slice();
         const jm = m.slice();
-        runJobs(jsTable, jd, jm, N);
+        runJobs(jsTable, jd, jm, N, srcs);
         const nd = d.slice();
         const nm = m.slice();
-        const deferred = nt.run(nd, nm, N);
+        const deferred = nt.run(nd, nm, N, srcs);
         let seen = 0;
         for (let i = 0; i < N; i++) {
           const b = i * JOB_FIELDS;
           if (nm[b + J.RESULT] === DEFERRED) {
             seen++;
-            runJobs(natJsTable, nd, nm.subarray(b, b + JOB_FIELDS), 1);
+            runJobs(natJsTable, nd, nm.subarray(b, b + JOB_FIELDS), 1, srcs);
           }
         }
         assert.equal(seen, deferred);
@@ -357,7 +357,36 @@ for (const mode of ['direct', 'EVP'] as const) {
         rxMeta[b + J.RESULT] = 0;
         if (int(3) === 0) rxData[rxMeta[b + J.OFF]! + int(rxMeta[b + J.LEN]!)]! ^= 0x80;
       }
-      const rx = run(rxData, rxMeta);
+      // half the jobs copy their region from one of two shared sources first (J.SRC, as rx jobs
+      // whose bytes are in the reader's input chunk); their data holds garbage until then. A few
+      // name a source that does not exist or a range beyond it: internal error, nothing copied.
+      const srcs = [new Uint8Array(new SharedArrayBuffer(N * 1800)), new Uint8Array(new SharedArrayBuffer(N * 1800))];
+      const srcUsed = [0, 0];
+      const bad: number[] = [];
+      for (let i = 0; i < N; i++) {
+        const b = i * JOB_FIELDS;
+        if (int(2) === 0) continue;
+        const k = int(2);
+        const off = rxMeta[b + J.OFF]!;
+        const len = rxMeta[b + J.LEN]!;
+        const at = srcUsed[k]! + int(5);
+        srcs[k]!.set(rxData.subarray(off, off + len), at);
+        srcUsed[k] = at + len;
+        rxData.set(bytes(len), off);
+        rxMeta[b + J.SRC] = k + 1;
+        rxMeta[b + J.SRC_OFF] = at;
+        if (int(20) === 0) {
+          if (int(2) === 0) rxMeta[b + J.SRC] = 3;
+          else rxMeta[b + J.SRC_OFF] = srcs[k]!.length - len + 1;
+          bad.push(i);
+        }
+      }
+      assert.ok(bad.length > 0);
+      const rx = run(rxData, rxMeta, srcs);
+      for (const i of bad) {
+        const r = rx.m[i * JOB_FIELDS + J.RESULT]!;
+        assert.ok(r === (3 | (15 << 4)) || r === (15 | (3 << 4)), `job ${i} with a bad source: ${r.toString(16)}`);
+      }
       const results = new Set<number>();
       for (let i = 0; i < N; i++) results.add(rx.m[i * JOB_FIELDS + J.RESULT]!);
       assert.ok(results.size >= 4, `a mix of outcomes: ${[...results].map((r) => r.toString(16)).join(',')}`);

@@ -6,18 +6,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { INLINE, ModeProbe, UNTAGGED_INLINE, UNTAGGED_POOL, type Mode } from '../src/pipeline/mode-probe.js';
 import { createCryptoRunner } from '../src/pipeline/pool.js';
 import { JobBatch, type SlotDef } from '../src/offload/jobs.js';
-import { runCapture, type RunOptions } from '../src/pipeline/run.js';
-import { loadSaFile } from '../src/sa/load.js';
-import type { SaDocument } from '../src/sa/model.js';
-import { ether, ipPacket, Prng } from './tx-helpers.js';
-import { transCbcSa, tunGcmSa, writeSaFile } from './helpers/sa-yaml.js';
-import { buildPcap, readEspFrames } from './helpers/capture-util.js';
+import { runCapture } from '../src/pipeline/run.js';
+import { makeSyntheticEsp, rxOptions } from './helpers/synthetic-esp.js';
 
 /** Hands out n batches; `period(mode)` is each one's sample. Returns the modes in order. */
 function drive(p: ModeProbe, n: number, period: (m: Mode) => number, heavy = false): Mode[] {
@@ -148,50 +144,21 @@ test('pool: the probe moves batches inline when they are taken faster there', as
 test('rx: batches alternating between inline and the worker write the same bytes as an inline run', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ipsecov2-probe-'));
   try {
-    const saFile = writeSaFile(join(dir, 'sa.yaml'), [tunGcmSa(), transCbcSa()]);
-    const sa = loadSaFile(saFile);
-    const r = new Prng(5);
-    const dsts = [Buffer.from([10, 1, 1, 9]), Buffer.from([10, 2, 2, 9]), Buffer.from([10, 9, 9, 9])];
-    const frames = Array.from({ length: 12000 }, (_, i) => ({
-      sec: 1700000000 + (i >> 10), frac: i, data: ether(ipPacket(r, { family: 4, proto: 'udp', payloadLen: (i * 37) % 300, dst: dsts[i % 3]! })),
-    }));
-    const plain = join(dir, 'plain.pcap');
-    writeFileSync(plain, buildPcap(frames, { nano: true }));
-    const esp = join(dir, 'esp.pcap');
-    await runCapture({ ...base(sa, plain, esp, null, 0), path: 'tx', format: 'pcap', ivSeed: '0102' });
-    // every 50th frame corrupted (ICV failures), every 70th sent twice (replays)
-    const bad: { sec: number; frac: number; data: Buffer }[] = [];
-    readEspFrames(readFileSync(esp)).forEach((f, i) => {
-      if (i % 50 === 7) f.data[f.data.length - 3]! ^= 0x40;
-      bad.push(f);
-      if (i % 70 === 5) bad.push(f);
-    });
-    const input = join(dir, 'in.pcap');
-    writeFileSync(input, buildPcap(bad, { nano: true }));
-    const inline = await rxOut(base(sa, input, join(dir, 'a.pcapng'), join(dir, 'a.jsonl'), 0));
+    const { sa, input } = await makeSyntheticEsp(dir, 12000);
+    const inline = rxOptions(sa, input, join(dir, 'a.pcapng'), join(dir, 'a.jsonl'), 0);
+    await runCapture(inline);
+    const want = [readFileSync(inline.output!), readFileSync(inline.oob!)];
     let mixed = false;
     // the worker must be ready before the run ends for batches to move to it: a few tries on a slow machine
     for (let t = 0; t < 4 && !mixed; t++) {
-      const o = { ...base(sa, input, join(dir, 'b.pcapng'), join(dir, 'b.jsonl'), 1), batchFrames: 2, pool: { probe: { warmup: 0, phase: 3, pairs: 1, every: 2 } } };
+      const o = { ...rxOptions(sa, input, join(dir, 'b.pcapng'), join(dir, 'b.jsonl'), 1), batchFrames: 2, pool: { probe: { warmup: 0, phase: 3, pairs: 1, every: 2 } } };
       const res = await runCapture(o);
       mixed = res.stats.cryptoBatchesInline > 2 && res.stats.cryptoBatchesOnWorkers > 2 && res.stats.poolProbes > 0;
-      assert.ok(readFileSync(o.output!).equals(inline[0]), 'pcapng differs');
-      assert.ok(readFileSync(o.oob!).equals(inline[1]), 'OOB differs');
+      assert.ok(readFileSync(o.output!).equals(want[0]!), 'pcapng differs');
+      assert.ok(readFileSync(o.oob!).equals(want[1]!), 'OOB differs');
     }
     assert.ok(mixed, 'no run mixed inline and worker batches');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
-
-function base(sa: SaDocument, input: string, output: string, oob: string | null, workers: number): RunOptions {
-  return {
-    path: 'rx', input, output, oob, format: 'pcapng', sa, inPlace: false, dropFailed: false, anyDirection: true, esn: 'infer',
-    replayWindow: null, workers, ivSeed: null, mtu: 1500, progress: false,
-  };
-}
-
-async function rxOut(o: RunOptions): Promise<[Buffer, Buffer]> {
-  await runCapture(o);
-  return [readFileSync(o.output!), readFileSync(o.oob!)];
-}

@@ -220,7 +220,7 @@ export function saDoc(bundles: Bundle[], nic = nicProfile('full')): SaDocument {
   return doc;
 }
 
-function envFor(t: SaTimeline): RxEnv {
+export function envFor(t: SaTimeline): RxEnv {
   return { applyEvents: (f) => t.apply(f.index, 0n), states: () => t.states(), tsIso: () => '' };
 }
 

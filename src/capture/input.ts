@@ -135,6 +135,15 @@ const HEADROOM = 1 << 16;
  * through the species constructor: ~75-110 ns a view here, against ~35 ns for this.
  */
 class FrameBuffer extends Uint8Array {}
+
+/**
+ * A chunk of input: shared memory, so a crypto worker reads a frame's bytes where the reader put
+ * them (the job names the chunk, J.SRC in offload/jobs.ts) instead of the main thread copying
+ * them into the batch it sends. Allocated a few times per run (chunks are reused).
+ */
+function chunkBuffer(n: number): Buffer {
+  return Buffer.from(new SharedArrayBuffer(n));
+}
 Object.setPrototypeOf(FrameBuffer.prototype, Buffer.prototype);
 
 /**
@@ -198,7 +207,7 @@ export class ChunkedInput {
   /** Keep READ_AHEAD chunk reads in flight (positional sources). */
   private fill(): void {
     while (this.ahead.length < READ_AHEAD) {
-      const nb = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.headroom + this.chunkSize);
+      const nb = this.spare.pop() ?? chunkBuffer(this.headroom + this.chunkSize);
       const at = this.filePos;
       const p = this.source.readAt!(nb, this.headroom, this.chunkSize, at);
       p.catch(() => undefined); // awaited later (or at close): not an unhandled rejection meanwhile
@@ -242,7 +251,7 @@ export class ChunkedInput {
       this.end = this.headroom + got;
     } else {
       // a record longer than the headroom: one merged buffer
-      const m = Buffer.allocUnsafeSlow(Math.max(this.chunkSize, tail + got));
+      const m = chunkBuffer(Math.max(this.chunkSize, tail + got));
       this.buf.copy(m, 0, this.pos, this.end);
       nb.copy(m, tail, this.headroom, this.headroom + got);
       this.spare.push(nb);
@@ -307,7 +316,7 @@ export class ChunkedInput {
    */
   private renew(n: number): void {
     const tail = this.end - this.pos;
-    const nb = Buffer.allocUnsafeSlow(Math.max(this.chunkSize, n));
+    const nb = chunkBuffer(Math.max(this.chunkSize, n));
     if (tail > 0) this.buf.copy(nb, 0, this.pos, this.end);
     this.base += this.pos;
     this.setBuf(nb);

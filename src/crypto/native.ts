@@ -18,7 +18,7 @@ import { envFlag } from '../env.js';
 import type { AhParams, AhTransform, EspParams, EspTransform, OpenResult } from './types.js';
 
 /** The addon's JS-facing API version this loader speaks (ABI_VERSION in the C file). */
-const EXPECTED_ABI = 3;
+const EXPECTED_ABI = 4;
 const ADDON_FILE = join('build', 'Release', 'ipsecov2_native.node');
 
 type Ctx = object;
@@ -32,7 +32,7 @@ interface Addon {
   ahMac(ctx: Ctx, chunks: Uint8Array | readonly Uint8Array[], seqHigh: number, iv: Uint8Array | null, ivOff: number, out: Uint8Array, outOff: number, verify: boolean): number;
   tableNew(): Ctx;
   tableSet(table: Ctx, slot: number, espKind: number, esp: Ctx | null, ahKind: number, ah: Ctx | null): void;
-  runBatch(table: Ctx, data: Uint8Array, meta: Int32Array, n: number): number;
+  runBatch(table: Ctx, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[]): number;
   /** Cipher contexts made from now on call the provider's functions directly (true) or use EVP; returns the previous setting. */
   setDirect(on?: boolean | null): boolean;
   /** Cipher contexts made so far: [with direct provider calls, through EVP]. */
@@ -321,8 +321,8 @@ export class NativeSlotTable {
    * non-native transform are skipped with meta[RESULT] = DEFERRED.
    * @returns how many jobs were deferred (0: the batch is complete)
    */
-  run(data: Uint8Array, meta: Int32Array, n: number): number {
-    return this.a.runBatch(this.t, data, meta, n);
+  run(data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[] = []): number {
+    return this.a.runBatch(this.t, data, meta, n, srcs);
   }
 }
 

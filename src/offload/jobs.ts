@@ -27,8 +27,17 @@ export const J = {
   RESULT: 10,
   /** First ESP byte that must not be sealed (unused: 0). */
   RESERVED: 11,
+  /**
+   * 0: the region's bytes are in the data buffer already. k > 0: the crypto step first copies them
+   * there from source k - 1 of the batch (JobBatch.srcs: the reader's shared input chunks) at
+   * SRC_OFF: the copy is then the crypto thread's work, not the main thread's.
+   */
+  SRC: 12,
+  SRC_OFF: 13,
 } as const;
-export const JOB_FIELDS = 12;
+export const JOB_FIELDS = 14;
+/** Sources one batch may name (JobBatch.srcs). */
+export const MAX_SRCS = 16;
 
 export const Op = {
   AH_VERIFY: 1,
@@ -105,18 +114,21 @@ const chunk: Uint8Array[] = [new Uint8Array(0)];
  * addon the whole batch runs in one call; jobs on slots it cannot serve (single DES) come back
  * marked DEFERRED and run here one by one.
  */
-export function runJobs(table: SlotTable, data: Uint8Array, meta: Int32Array, n: number): void {
+export function runJobs(table: SlotTable, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[] = NO_SRCS): void {
   const nt = table.native;
-  if (nt === null) return runJsJobs(table, data, meta, n);
-  if (nt.run(data, meta, n) === 0) return;
+  if (nt === null) return runJsJobs(table, data, meta, n, srcs);
+  // the addon copies a job's source (J.SRC) before running it, deferred jobs included
+  if (nt.run(data, meta, n, srcs) === 0) return;
   for (let i = 0; i < n; i++) {
     const b = i * JOB_FIELDS;
-    if (meta[b + J.RESULT] === DEFERRED) runJsJobs(table, data, meta.subarray(b, b + JOB_FIELDS), 1);
+    if (meta[b + J.RESULT] === DEFERRED) runJsJobs(table, data, meta.subarray(b, b + JOB_FIELDS), 1, srcs);
   }
 }
 
+const NO_SRCS: readonly Uint8Array[] = [];
+
 /** The node:crypto path of runJobs (transform by transform). */
-function runJsJobs(table: SlotTable, data: Uint8Array, meta: Int32Array, n: number): void {
+function runJsJobs(table: SlotTable, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[]): void {
   for (let i = 0; i < n; i++) {
     const b = i * JOB_FIELDS;
     const op = meta[b + J.OP]!;
@@ -124,6 +136,19 @@ function runJsJobs(table: SlotTable, data: Uint8Array, meta: Int32Array, n: numb
     const len = meta[b + J.LEN]!;
     let ahRes = NOT_RUN;
     let espRes = NOT_RUN;
+    const src = meta[b + J.SRC]!;
+    if (src !== 0) {
+      const from = srcs[src - 1];
+      const so = meta[b + J.SRC_OFF]!;
+      if (from === undefined || so < 0 || len < 0 || so + len > from.length || off < 0 || off + len > data.length) {
+        // as the addon does with a region out of range
+        if (op & (Op.AH_VERIFY | Op.AH_COMPUTE)) ahRes = 3;
+        else if (op & (Op.ESP_OPEN | Op.ESP_SEAL)) espRes = 3;
+        meta[b + J.RESULT] = ahRes | (espRes << 4);
+        continue;
+      }
+      data.set(from.subarray(so, so + len), off);
+    }
     try {
       if (op & Op.AH_VERIFY) {
         const t = table.ahOf(meta[b + J.AH_SLOT]!);
@@ -173,6 +198,16 @@ export class JobBatch {
   meta: Int32Array;
   count = 0;
   used = 0;
+  /**
+   * Memory jobs copy their region from (J.SRC): the input chunks (SharedArrayBuffers, which a
+   * worker sees without a copy) named by this batch's jobs, at most MAX_SRCS.
+   */
+  readonly srcs: SharedArrayBuffer[] = [];
+  /** Views of `srcs` (for runJobs on this thread). */
+  readonly srcViews: Uint8Array[] = [];
+  /** The last source looked up, and its index. */
+  private lastSrc: ArrayBufferLike | null = null;
+  private lastSrcIdx = -1;
 
   constructor(dataBytes = 1 << 21, maxJobs = 1024) {
     this.data = new Uint8Array(new ArrayBuffer(dataBytes));
@@ -182,6 +217,29 @@ export class JobBatch {
   reset(): void {
     this.count = 0;
     this.used = 0;
+    this.srcs.length = 0;
+    this.srcViews.length = 0;
+    this.lastSrc = null;
+    this.lastSrcIdx = -1;
+  }
+
+  /**
+   * The index in `srcs` of `ab` when a job may name it as its source (a SharedArrayBuffer, with
+   * room in the list), else -1 (the caller copies the bytes itself).
+   */
+  srcIndex(ab: ArrayBufferLike): number {
+    if (ab === this.lastSrc) return this.lastSrcIdx;
+    let i = -1;
+    if (ab instanceof SharedArrayBuffer) {
+      i = this.srcs.indexOf(ab);
+      if (i < 0 && this.srcs.length < MAX_SRCS) {
+        i = this.srcs.push(ab) - 1;
+        this.srcViews.push(new Uint8Array(ab));
+      }
+    }
+    this.lastSrc = ab;
+    this.lastSrcIdx = i;
+    return i;
   }
 
   get maxJobs(): number { return this.meta.length / JOB_FIELDS; }
@@ -202,7 +260,7 @@ export class JobBatch {
     this.data = n;
   }
 
-  /** Append a job; returns its index. */
+  /** Append a job (all fields 0); returns its index. */
   addJob(): number {
     const i = this.count++;
     // a store loop: fill() is a call into a C++ builtin (Builtin_TypedArrayPrototypeFill in perf)

@@ -18,7 +18,7 @@ import { IpsecInfo, IpsecKind, locateIpsec, readU32 } from '../packet/ipsec.js';
 import { zeroMutableIpv4, zeroMutableIpv6 } from '../packet/mutable.js';
 import { OpenResult } from '../crypto/types.js';
 import { CryptoStatus, hex32, OobRecord, type CryptoStatusCode } from './oob.js';
-import { J, JobBatch, NOT_RUN, Op, resultAh, resultEsp, runJobs, SlotTable, WORKER_FAULT, type SlotDef } from './jobs.js';
+import { J, JOB_FIELDS, JobBatch, NOT_RUN, Op, resultAh, resultEsp, runJobs, SlotTable, WORKER_FAULT, type SlotDef } from './jobs.js';
 import { BundleState, Sad } from './sad.js';
 import type { ReplayVerdict } from './replay.js';
 
@@ -294,11 +294,15 @@ export class RxEngine {
       if (c.hasAh) c.ahSeqH = this.opts.esn === 'pushed' ? st.pushedHigh : st.ahReplay!.inferHigh(c.ahSeq);
     }
     o.seqHigh = c.hasAh ? Math.max(c.ahSeqH, 0) : Math.max(c.espSeqH, 0);
-    return this.buildJob(c, st, d, ip, ips.off, ips.ahLen, espOff, jobs);
+    return this.buildJob(c, st, d, ip, ips.off, ips.ahLen, espOff, jobs, true);
   }
 
-  /** Copy the bytes crypto needs into the job batch. false = batch full. */
-  private buildJob(c: RxCtx, st: BundleState, d: Uint8Array, ip: IpInfo, ahOff: number, ahLen: number, espOff: number, jobs: JobBatch): boolean {
+  /**
+   * Put the bytes crypto needs into the job batch: copied, or (`fromInput`: `d` is a frame in the
+   * reader's shared input chunk; ESP only, whose region needs no change) named as the job's
+   * source, for the crypto step to copy. false = batch full.
+   */
+  private buildJob(c: RxCtx, st: BundleState, d: Uint8Array, ip: IpInfo, ahOff: number, ahLen: number, espOff: number, jobs: JobBatch, fromInput: boolean): boolean {
     const regionStart = c.hasAh ? ip.off : espOff;
     const len = ip.end - regionStart;
     const ahIv = c.hasAh ? this.ahIvLen(st) : 0;
@@ -308,11 +312,15 @@ export class RxEngine {
     if (off < 0) return false;
     const aux = auxLen ? jobs.alloc(auxLen) : 0;
     if (aux < 0) { jobs.used = off; return false; }
-    const data = jobs.data;
-    fillRegion(c, d, ip, regionStart, len, ahOff, ahLen, auxLen, data, off, aux);
+    const src = fromInput && !c.hasAh ? jobs.srcIndex(d.buffer) : -1;
+    if (src < 0) fillRegion(c, d, ip, regionStart, len, ahOff, ahLen, auxLen, jobs.data, off, aux);
     const j = jobs.addJob();
     const m = jobs.meta;
-    const b = j * 12;
+    const b = j * JOB_FIELDS;
+    if (src >= 0) {
+      m[b + J.SRC] = src + 1;
+      m[b + J.SRC_OFF] = d.byteOffset + regionStart;
+    }
     m[b + J.ESP_SLOT] = st.slot;
     m[b + J.AH_SLOT] = st.slot;
     m[b + J.OFF] = off;
@@ -347,7 +355,7 @@ export class RxEngine {
     for (let k = 0; k < batch.n; k++) {
       const c = batch.ctx[k]!;
       if (c.job < 0) continue;
-      const b = c.job * 12;
+      const b = c.job * JOB_FIELDS;
       const st = c.state!;
       const ip = c.ip;
       const regionStart = c.regionFrameOff;
@@ -373,7 +381,7 @@ export class RxEngine {
 
   /** Run a batch's jobs on this thread. */
   runInline(batch: RxBatch): void {
-    runJobs(this.localSlots, batch.jobs.data, batch.jobs.meta, batch.jobs.count);
+    runJobs(this.localSlots, batch.jobs.data, batch.jobs.meta, batch.jobs.count, batch.jobs.srcViews);
   }
 
   /** Finish every prepared frame of the batch, in order; calls emit(ctx) for each. */
@@ -391,7 +399,7 @@ export class RxEngine {
     const b = st.bundle;
     const o = c.oob;
     const m = jobs.meta;
-    const base = c.job * 12;
+    const base = c.job * JOB_FIELDS;
     const res = m[base + J.RESULT]!;
     const ahR = resultAh(res);
     const espR = resultEsp(res);
@@ -519,7 +527,7 @@ export class RxEngine {
     inner.ips.ahNext = ips2.ahNext;
     inner.ips.ahLen = ips2.ahLen;
     inner.ips.udpOff = ips2.udpOff;
-    if (!this.buildJob(inner, st2, data, ip2, ips2.off, ips2.ahLen, espOff, jobs)) {
+    if (!this.buildJob(inner, st2, data, ip2, ips2.off, ips2.ahLen, espOff, jobs, false)) {
       this.setFail(c, CryptoStatus.CRYPTO_GENERIC_ERROR, 'inner packet too large for the scratch buffer');
       return -1;
     }

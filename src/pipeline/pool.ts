@@ -80,7 +80,7 @@ class InlineRunner implements CryptoRunner {
     if (jobs.count === 0) return Promise.resolve();
     this.batchesInline++;
     defineMissing(this.table, jobs, slotDefs);
-    runJobs(this.table, jobs.data, jobs.meta, jobs.count);
+    runJobs(this.table, jobs.data, jobs.meta, jobs.count, jobs.srcViews);
     return Promise.resolve();
   }
 
@@ -380,7 +380,8 @@ class WorkerRunner implements CryptoRunner {
     slot.busy.set(id, p);
     const data = p.jobs.data.buffer as ArrayBuffer;
     const meta = p.jobs.meta.buffer as ArrayBuffer;
-    slot.worker.postMessage({ id, data, meta, count: p.jobs.count, defs }, [data, meta]);
+    // the input chunks the jobs copy from are shared memory: sent, not copied
+    slot.worker.postMessage({ id, data, meta, count: p.jobs.count, defs, srcs: p.jobs.srcs }, [data, meta]);
   }
 
   private pick(): Slot {
