@@ -89,6 +89,17 @@ async function oneBatch(runner: ReturnType<typeof createCryptoRunner>): Promise<
   await runner.run(jobs, DEFS);
 }
 
+/** Run batches (each taken at once) until one went to the worker (it is ready). */
+async function untilOnWorker(runner: ReturnType<typeof createCryptoRunner>): Promise<void> {
+  await oneBatch(runner);
+  runner.took(false, 1);
+  while (runner.batchesOnWorkers === 0) {
+    await new Promise((r) => setTimeout(r, 5));
+    await oneBatch(runner);
+    runner.took(false, 1);
+  }
+}
+
 test('pool: batches run inline while the first worker starts, on the worker once it is ready', async () => {
   const runner = createCryptoRunner(1, { probe: { warmup: 1000 } });
   try {
@@ -113,16 +124,26 @@ test('pool: batches run inline while the first worker starts, on the worker once
   }
 });
 
-test('pool: the probe moves batches inline when they are taken faster there', async () => {
-  const runner = createCryptoRunner(1, { probe: { warmup: 0, phase: 3, pairs: 1, every: 1000 } });
+test('pool: without the probe (IPSECOV2_NO_POOL_PROBE=1), every batch goes to the worker once it is ready', async () => {
+  const runner = createCryptoRunner(1, { probe: false });
   try {
-    await oneBatch(runner);
-    runner.took(false, 1);
-    while (runner.batchesOnWorkers === 0) {
-      await new Promise((r) => setTimeout(r, 5));
+    await untilOnWorker(runner);
+    const inline = runner.batchesInline;
+    for (let i = 0; i < 40; i++) {
       await oneBatch(runner);
       runner.took(false, 1);
     }
+    assert.equal(runner.batchesInline, inline, 'no batch inline after the worker is ready');
+    assert.equal(runner.probes, 0);
+  } finally {
+    await runner.close();
+  }
+});
+
+test('pool: the probe moves batches inline when they are taken faster there', async () => {
+  const runner = createCryptoRunner(1, { probe: { warmup: 0, phase: 3, pairs: 1, every: 1000 } });
+  try {
+    await untilOnWorker(runner);
     // the probe has begun (its first phase on the worker): inline batches are taken at once,
     // worker batches 20 ms apart
     for (let i = 0; i < 8; i++) {

@@ -20,7 +20,7 @@
 import { Worker } from 'node:worker_threads';
 import { envFlag } from '../env.js';
 import { JOB_FIELDS, J, JobBatch, runJobs, SlotTable, WORKER_FAULT, type SlotDef } from '../offload/jobs.js';
-import { INLINE, ModeProbe, UNTAGGED_INLINE, UNTAGGED_POOL, type ModeProbeOptions } from './mode-probe.js';
+import { INLINE, ModeProbe, POOL, UNTAGGED_INLINE, UNTAGGED_POOL, type ModeProbeOptions } from './mode-probe.js';
 
 export interface CryptoRunner {
   /** How many batches may be in flight before the pipeline waits for the oldest (may grow with the pool). */
@@ -56,13 +56,14 @@ export interface RunnerOptions {
    * starts, and no probing (tests of the workers). Default: IPSECOV2_POOL_EVERY_BATCH=1.
    */
   everyBatch?: boolean;
-  probe?: ModeProbeOptions;
+  /** false: no probing (inline only for the first batch and while the first worker starts). Default: IPSECOV2_NO_POOL_PROBE=1 says false. */
+  probe?: ModeProbeOptions | false;
 }
 
 /** Writes a batch's job data again (see CryptoRunner.run). */
 export type Rebuild = (data: Uint8Array, meta: Int32Array) => void;
 
-export function createCryptoRunner(workers: number, o: RunnerOptions = { everyBatch: envFlag('IPSECOV2_POOL_EVERY_BATCH') }): CryptoRunner {
+export function createCryptoRunner(workers: number, o: RunnerOptions = { everyBatch: envFlag('IPSECOV2_POOL_EVERY_BATCH'), probe: envFlag('IPSECOV2_NO_POOL_PROBE') ? false : {} }): CryptoRunner {
   return workers > 0 ? new WorkerRunner(workers, o) : new InlineRunner();
 }
 
@@ -145,10 +146,10 @@ class WorkerRunner implements CryptoRunner {
 
   /** Runs batches' crypto on this thread (see the file comment). */
   private readonly inline = new InlineRunner();
-  /** Every batch to the workers (RunnerOptions.everyBatch); else the first runs inline. */
+  /** Every batch to the workers (RunnerOptions.everyBatch); else the first runs inline, and those while the first worker starts. */
   private readonly everyBatch: boolean;
   private firstDone = false;
-  /** Inline or workers, measured (null: every batch to the workers). */
+  /** Inline or workers, measured (null: not probed). */
   private readonly probe: ModeProbe | null;
   /** Probe tags of the batches in flight, oldest first (one per run(), taken by took()). */
   private readonly tags: number[] = [];
@@ -161,7 +162,7 @@ class WorkerRunner implements CryptoRunner {
 
   constructor(n: number, o: RunnerOptions) {
     this.everyBatch = o.everyBatch === true;
-    this.probe = this.everyBatch ? null : new ModeProbe(o.probe);
+    this.probe = this.everyBatch || o.probe === false ? null : new ModeProbe(o.probe);
     // One batch more than there are workers keeps every worker busy while the main thread
     // works. Never more than 3 in flight: the main thread (read, SA state, write) is the bound,
     // it keeps at most 2-3 workers busy (crypto is 0.3-1 µs a frame against 2-4 µs of main-thread
@@ -223,10 +224,8 @@ class WorkerRunner implements CryptoRunner {
   took(waited: boolean, ownMs?: number): void {
     const now = performance.now();
     const tag = this.tags.shift() ?? UNTAGGED_POOL;
-    if (this.probe !== null) {
-      if (this.lastTook > 0) this.probe.sample(tag, now - this.lastTook);
-      if (this.probe.modeOf(tag) === INLINE) { this.lastTook = now; return; }
-    }
+    if (this.probe !== null && this.lastTook > 0) this.probe.sample(tag, now - this.lastTook);
+    if (this.modeOf(tag) === INLINE) { this.lastTook = now; return; }
     this.lastTook = now;
     if (ownMs !== undefined) this.ownMs = this.ownMs === 0 ? ownMs : 0.7 * this.ownMs + 0.3 * ownMs;
     if (this.slots.length === 0 || this.slots.length >= this.size) return;
@@ -337,17 +336,18 @@ class WorkerRunner implements CryptoRunner {
       return Promise.resolve();
     }
     let tag = UNTAGGED_POOL;
-    if (this.probe !== null) {
+    if (!this.everyBatch) {
       if (!this.firstDone) {
         this.firstDone = true;
         tag = UNTAGGED_INLINE;
       } else {
         this.ensureStarted();
-        tag = this.anyReady() ? this.probe.next(this.cryptoMs >= 0.5 * this.ownMs) : UNTAGGED_INLINE;
+        if (!this.anyReady()) tag = UNTAGGED_INLINE;
+        else if (this.probe !== null) tag = this.probe.next(this.cryptoMs >= 0.5 * this.ownMs);
       }
     }
     this.tags.push(tag);
-    if (this.probe !== null && this.probe.modeOf(tag) === INLINE) {
+    if (this.modeOf(tag) === INLINE) {
       this.lastInline = true;
       return this.inline.run(jobs, slotDefs);
     }
@@ -360,6 +360,12 @@ class WorkerRunner implements CryptoRunner {
       const p: Pending = { jobs, backup: this.backupOf(jobs, rebuild === undefined), rebuild: rebuild ?? null, dataLen: jobs.data.length, resolve, tries: 0 };
       this.dispatch(p);
     });
+  }
+
+  private modeOf(tag: number): number {
+    if (tag === UNTAGGED_POOL) return POOL;
+    if (tag === UNTAGGED_INLINE) return INLINE;
+    return this.probe!.modeOf(tag);
   }
 
   /** A live worker is past its start-up. */
