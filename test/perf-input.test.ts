@@ -85,6 +85,10 @@ describe('perf: file read-ahead = stream reading', () => {
       // chunks reused once the frames in them are released: the frames still held keep their bytes
       const recycled = await drainRecycling(await openCapture(p, opts), batch, 1 + (t % 4));
       assert.deepEqual(recycled.frames, fromStream.frames);
+      // the same from a stream (standard input): its chunks are reused too
+      const recycledStream = await drainRecycling(await openCaptureStream(chunked(bytes, 1, 5000, t + 100), 'x', opts), batch, 1 + (t % 4));
+      assert.deepEqual(recycledStream.frames, fromStream.frames);
+      assert.deepEqual(recycledStream.warnings, fromStream.warnings);
       assert.deepEqual(recycled.warnings.map((w) => w.replace(p, 'x')), fromStream.warnings);
       assert.deepEqual(fromFile.warnings.map((w) => w.replace(p, 'x')), fromStream.warnings);
       assert.equal(fromFile.truncated, fromStream.truncated);
@@ -117,5 +121,25 @@ describe('frame views (ChunkedInput.view)', () => {
       assert.ok(Buffer.concat([f.data, sub]).length === 20);
       await r.close();
     }
+  });
+});
+
+describe('perf: stream chunks are reused', () => {
+  it('a long stream read through a few chunks of shared memory when the frames are released', async () => {
+    const frames = Array.from({ length: 4000 }, (_, i) => ({ sec: i, frac: 0, data: bytesOf(1000 + (i % 400), i) }));
+    const bytes = buildPcap(frames);
+    const chunks = new Set<ArrayBufferLike>();
+    const r = await openCaptureStream(chunked(bytes, 1000, 70000, 7), 'x', { chunkSize: 65536 });
+    let n = 0;
+    for (let b = await r.nextBatch(64); b; b = await r.nextBatch(64)) {
+      for (const f of b) chunks.add(f.data.buffer);
+      n += b.length;
+      r.recycleBefore!(null);
+    }
+    await r.close();
+    assert.equal(n, 4000);
+    // ~4.4 MB through 64 KB chunks: ~70 without reuse
+    assert.ok(chunks.size <= 8, `${chunks.size} chunks`);
+    for (const c of chunks) assert.ok(c instanceof SharedArrayBuffer, 'chunks are shared memory (crypto workers read them)');
   });
 });

@@ -127,7 +127,7 @@ interface Slot {
   known: Set<number>;
   busy: Map<number, Pending>;
   dead: boolean;
-  /** It has returned a batch (its start-up is over). */
+  /** It has said it is ready, or returned a batch (its start-up is over). */
   ready: boolean;
 }
 
