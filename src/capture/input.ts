@@ -138,12 +138,15 @@ class FrameBuffer extends Uint8Array {}
 Object.setPrototypeOf(FrameBuffer.prototype, Buffer.prototype);
 
 /**
- * A chunk of input: shared memory, so a crypto worker reads a frame's bytes where the reader put
- * them (the job names the chunk, J.SRC in offload/jobs.ts) instead of the main thread copying
- * them into the batch it sends. Allocated a few times per run (chunks are reused).
+ * A chunk of input. Standard-size chunks are shared memory, so a crypto worker reads a frame's
+ * bytes where the reader put them (the job names the chunk, J.SRC in offload/jobs.ts) instead of
+ * the main thread copying them into the batch it sends; they are allocated a few times per run and
+ * then reused (recycleBefore). A larger one (a record longer than the headroom) is used once: it
+ * is plain memory, so no worker ever holds a handle to it (jobs copy from it), and it goes with
+ * the garbage collector of this thread alone.
  */
-function chunkBuffer(n: number): Buffer {
-  return Buffer.from(new SharedArrayBuffer(n));
+function chunkBuffer(n: number, std: number): Buffer {
+  return n === std ? Buffer.from(new SharedArrayBuffer(n)) : Buffer.allocUnsafeSlow(n);
 }
 
 /**
@@ -207,7 +210,7 @@ export class ChunkedInput {
   /** Keep READ_AHEAD chunk reads in flight (positional sources). */
   private fill(): void {
     while (this.ahead.length < READ_AHEAD) {
-      const nb = this.spare.pop() ?? chunkBuffer(this.headroom + this.chunkSize);
+      const nb = this.spare.pop() ?? chunkBuffer(this.headroom + this.chunkSize, this.headroom + this.chunkSize);
       const at = this.filePos;
       const p = this.source.readAt!(nb, this.headroom, this.chunkSize, at);
       p.catch(() => undefined); // awaited later (or at close): not an unhandled rejection meanwhile
@@ -251,7 +254,7 @@ export class ChunkedInput {
       this.end = this.headroom + got;
     } else {
       // a record longer than the headroom: one merged buffer
-      const m = chunkBuffer(Math.max(this.chunkSize, tail + got));
+      const m = chunkBuffer(Math.max(this.chunkSize, tail + got), this.headroom + this.chunkSize);
       this.buf.copy(m, 0, this.pos, this.end);
       nb.copy(m, tail, this.headroom, this.headroom + got);
       this.spare.push(nb);
@@ -320,7 +323,7 @@ export class ChunkedInput {
     // read-ahead: fresh chunks would wait for the garbage collector (and a worker's copy of the
     // shared memory for its own), which let a 2 GB stream through stdin reach 240 MB of RSS
     const std = this.headroom + this.chunkSize;
-    const nb = (n <= std ? this.spare.pop() : undefined) ?? chunkBuffer(Math.max(std, n));
+    const nb = (n <= std ? this.spare.pop() : undefined) ?? chunkBuffer(Math.max(std, n), std);
     if (tail > 0) this.buf.copy(nb, 0, this.pos, this.end);
     if (this.buf.length > 0) this.retired.push(this.buf);
     this.base += this.pos;
