@@ -68,7 +68,7 @@ function firstError(out) {
 const SELF_TEST = `
 const c = require('node:crypto');
 const a = require(process.argv[1]);
-if (a.abi !== 4) throw new Error('abi ' + a.abi);
+if (a.abi !== 5) throw new Error('abi ' + a.abi);
 const key = c.randomBytes(16), salt = c.randomBytes(4), iv = c.randomBytes(8), pt = c.randomBytes(61);
 const hdr = Buffer.from('0000100000000007', 'hex');
 const ci = c.createCipheriv('aes-128-gcm', key, Buffer.concat([salt, iv]), { authTagLength: 16 });
@@ -92,6 +92,9 @@ if (a.madeCounts()[0] < 2) throw new Error('no direct provider calls');
   meta[2] = 2; meta[3] = 8; meta[4] = sealed.length; meta[7] = -1; meta[8] = -1; meta[12] = 1; meta[13] = 3;
   if (a.runBatch(t, data, meta, 1, [new Uint8Array(sab)]) !== 0 || meta[10] !== 15) throw new Error('runBatch with a source failed: ' + meta[10]);
   if (!Buffer.from(data.subarray(24, 24 + pt.length)).equals(pt)) throw new Error('runBatch plaintext differs');
+  const alias = new Uint8Array(a.aliasShared(new Uint8Array(sab)));
+  alias[0] = 0x5a;
+  if (alias.length !== sab.byteLength || new Uint8Array(sab)[0] !== 0x5a) throw new Error('aliasShared: not the same memory');
 }
 const mk = c.randomBytes(20), p2 = new Uint8Array(Buffer.concat([hdr, c.randomBytes(40), Buffer.alloc(12)]));
 const h = a.espNew(0, '', null, null, 2, mk, 0, 12, 1);

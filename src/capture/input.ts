@@ -11,6 +11,7 @@
  * so switching chunks costs one copy of the partial record, not of the whole chunk.
  */
 import type { FileHandle } from 'node:fs/promises';
+import { sharedChunk } from './shared-memory.js';
 
 /** Where bytes come from. `read` returns 0 only at end of input. */
 export interface ByteSource {
@@ -113,6 +114,8 @@ export class IterableSource implements ByteSource {
 
 /** Chunk reads kept in flight ahead of the parser (regular files). */
 const READ_AHEAD = 3;
+/** Chunks kept for reuse until the caller releases their frames (ChunkedInput.retire). */
+const MAX_RETIRED = 16;
 
 interface AheadRead {
   p: Promise<number>;
@@ -138,15 +141,14 @@ class FrameBuffer extends Uint8Array {}
 Object.setPrototypeOf(FrameBuffer.prototype, Buffer.prototype);
 
 /**
- * A chunk of input. Standard-size chunks are shared memory, so a crypto worker reads a frame's
- * bytes where the reader put them (the job names the chunk, J.SRC in offload/jobs.ts) instead of
- * the main thread copying them into the batch it sends; they are allocated a few times per run and
- * then reused (recycleBefore). A larger one (a record longer than the headroom) is used once: it
- * is plain memory, so no worker ever holds a handle to it (jobs copy from it), and it goes with
- * the garbage collector of this thread alone.
+ * A chunk of input. Standard-size chunks are shared memory (shared-memory.ts), so a crypto worker
+ * reads a frame's bytes where the reader put them instead of the main thread copying them into the
+ * batch it sends; they are allocated a few times per run and then reused (recycleBefore). A larger
+ * one (a record longer than the headroom) is used once: plain memory, so no worker ever holds a
+ * handle to it (jobs copy from it), and it goes with this thread's garbage collector alone.
  */
 function chunkBuffer(n: number, std: number): Buffer {
-  return n === std ? Buffer.from(new SharedArrayBuffer(n)) : Buffer.allocUnsafeSlow(n);
+  return n === std ? sharedChunk(n) : Buffer.allocUnsafeSlow(n);
 }
 
 /**
@@ -263,7 +265,7 @@ export class ChunkedInput {
       this.pos = 0;
       this.end = tail + got;
     }
-    if (old.length > 0) this.retired.push(old);
+    if (old.length > 0) this.retire(old);
     this.fill();
   }
 
@@ -272,12 +274,27 @@ export class ChunkedInput {
    * none): the chunks before the one `live` points into are reused for later reads. Without
    * calls, chunks are left to the garbage collector.
    */
+  /**
+   * Keep a chunk the parser has left for reuse. At most MAX_RETIRED: a reader whose caller never
+   * calls recycleBefore must not hold every chunk of the input (the oldest are left to the garbage
+   * collector, which frees them once no frame points into them).
+   */
+  private retire(b: Buffer): void {
+    this.retired.push(b);
+    if (this.retired.length > MAX_RETIRED) this.retired.shift();
+  }
+
   recycleBefore(live: Uint8Array | null): void {
     const r = this.retired;
     const ab = live === null ? null : live.buffer;
-    let n = 0;
-    while (n < r.length && r[n]!.buffer !== ab) n++;
-    // not among the retired chunks: it is in the current one, so every retired chunk is free
+    let n = r.length;
+    // in the current chunk (or nothing held): every retired chunk is free; else those before its
+    if (ab !== null && ab !== this.buf.buffer) {
+      n = 0;
+      while (n < r.length && r[n]!.buffer !== ab) n++;
+      // not kept (retire() let it go): older than every kept chunk, so none of them is free
+      if (n === r.length) n = 0;
+    }
     for (const b of r.splice(0, n)) if (b.length === this.headroom + this.chunkSize && this.spare.length < READ_AHEAD + 2) this.spare.push(b);
   }
 
@@ -325,7 +342,7 @@ export class ChunkedInput {
     const std = this.headroom + this.chunkSize;
     const nb = (n <= std ? this.spare.pop() : undefined) ?? chunkBuffer(Math.max(std, n), std);
     if (tail > 0) this.buf.copy(nb, 0, this.pos, this.end);
-    if (this.buf.length > 0) this.retired.push(this.buf);
+    if (this.buf.length > 0) this.retire(this.buf);
     this.base += this.pos;
     this.setBuf(nb);
     this.pos = 0;
@@ -354,7 +371,7 @@ export class ChunkedInput {
           if (got < this.chunkSize) await this.cancelAhead(a.at + got);
           this.bytesRead += got;
           this.base += this.end + want - (this.headroom + want);
-          if (this.buf.length > 0) this.retired.push(this.buf);
+          if (this.buf.length > 0) this.retire(this.buf);
           this.setBuf(a.buf);
           this.pos = this.headroom + want;
           this.end = this.headroom + got;

@@ -18,7 +18,7 @@ import { envFlag } from '../env.js';
 import type { AhParams, AhTransform, EspParams, EspTransform, OpenResult } from './types.js';
 
 /** The addon's JS-facing API version this loader speaks (ABI_VERSION in the C file). */
-const EXPECTED_ABI = 4;
+const EXPECTED_ABI = 5;
 const ADDON_FILE = join('build', 'Release', 'ipsecov2_native.node');
 
 type Ctx = object;
@@ -33,6 +33,8 @@ interface Addon {
   tableNew(): Ctx;
   tableSet(table: Ctx, slot: number, espKind: number, esp: Ctx | null, ahKind: number, ah: Ctx | null): void;
   runBatch(table: Ctx, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[]): number;
+  /** A plain ArrayBuffer over the memory of the SharedArrayBuffer `view` covers (the caller keeps that alive). */
+  aliasShared(view: Uint8Array): ArrayBuffer;
   /** Cipher contexts made from now on call the provider's functions directly (true) or use EVP; returns the previous setting. */
   setDirect(on?: boolean | null): boolean;
   /** Cipher contexts made so far: [with direct provider calls, through EVP]. */
@@ -82,6 +84,15 @@ function load(): Addon | null {
 }
 
 /** True when the native addon is loaded and will be used. */
+/**
+ * A plain ArrayBuffer over the memory of `sab`; null without the addon. The caller must keep `sab`
+ * alive as long as the alias (src/capture/shared-memory.ts does).
+ */
+export function aliasSharedMemory(sab: SharedArrayBuffer): ArrayBuffer | null {
+  const a = load();
+  return a ? a.aliasShared(new Uint8Array(sab)) : null;
+}
+
 export function nativeAvailable(): boolean {
   return load() !== null;
 }

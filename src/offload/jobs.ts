@@ -7,6 +7,7 @@
 import { createAhTransform, createEspTransform } from '../crypto/index.js';
 import { createNativeAhTransform, createNativeEspTransform, createNativeSlotTable, DEFERRED, type NativeSlotTable } from '../crypto/native.js';
 import type { AhParams, AhTransform, EspParams, EspTransform } from '../crypto/types.js';
+import { sharedMemoryOf } from '../capture/shared-memory.js';
 
 /** Fields per job in the Int32Array meta. */
 export const J = {
@@ -224,16 +225,19 @@ export class JobBatch {
   }
 
   /**
-   * The index in `srcs` of `ab` when a job may name it as its source (a SharedArrayBuffer, with
-   * room in the list), else -1 (the caller copies the bytes itself).
+   * The index in `srcs` of the chunk whose alias is `ab` when a job may name it as its source (an
+   * input chunk in shared memory, capture/shared-memory.ts, with room in the list), else -1 (the
+   * caller copies the bytes itself).
    */
   srcIndex(ab: ArrayBufferLike): number {
     if (ab === this.lastSrc) return this.lastSrcIdx;
     let i = -1;
-    if (ab instanceof SharedArrayBuffer) {
-      i = this.srcs.indexOf(ab);
+    const sab = sharedMemoryOf(ab);
+    if (sab !== undefined) {
+      i = this.srcs.indexOf(sab);
       if (i < 0 && this.srcs.length < MAX_SRCS) {
-        i = this.srcs.push(ab) - 1;
+        i = this.srcs.push(sab) - 1;
+        // this thread reads the chunk through its plain alias (no relaxed-atomic copies)
         this.srcViews.push(new Uint8Array(ab));
       }
     }
