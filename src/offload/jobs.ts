@@ -204,7 +204,7 @@ export class JobBatch {
    * worker sees without a copy) named by this batch's jobs, at most MAX_SRCS.
    */
   readonly srcs: SharedArrayBuffer[] = [];
-  /** Views of `srcs` (for runJobs on this thread). */
+  /** The same memory as `srcs`, as this thread sees it (the chunks' plain aliases), for runJobs here. */
   readonly srcViews: Uint8Array[] = [];
   /** The last source looked up, and its index. */
   private lastSrc: ArrayBufferLike | null = null;
