@@ -136,7 +136,7 @@ interface RunFig {
   workersStarted: number;
   /** Frames whose pcapng block and OOB line the addon wrote (src/pipeline/rx-emit.ts). */
   nativeOutputFrames: number;
-  /** Share of the batches with crypto that ran on the main thread (pool.ts, mode-probe.ts). */
+  /** Share of the batches with crypto that ran on the main thread (pool.ts: the first batch, and those while the first worker starts). */
   inlineShare: number;
   frames: number;
   bytesIn: number;

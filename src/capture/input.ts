@@ -270,11 +270,6 @@ export class ChunkedInput {
   }
 
   /**
-   * The caller is done with every frame read before `live` (the oldest frame it still holds; null:
-   * none): the chunks before the one `live` points into are reused for later reads. Without
-   * calls, chunks are left to the garbage collector.
-   */
-  /**
    * Keep a chunk the parser has left for reuse. At most MAX_RETIRED: a reader whose caller never
    * calls recycleBefore must not hold every chunk of the input (the oldest are left to the garbage
    * collector, which frees them once no frame points into them).
@@ -284,12 +279,17 @@ export class ChunkedInput {
     if (this.retired.length > MAX_RETIRED) this.retired.shift();
   }
 
+  /**
+   * The caller is done with every frame read before `live` (the oldest frame it still holds; null:
+   * none): the chunks before the one `live` points into are reused for later reads. Without
+   * calls, chunks are left to the garbage collector.
+   */
   recycleBefore(live: Uint8Array | null): void {
     const r = this.retired;
     const ab = live === null ? null : live.buffer;
     let n = r.length;
     // in the current chunk (or nothing held): every retired chunk is free; else those before its
-    if (ab !== null && ab !== this.buf.buffer) {
+    if (ab !== null && ab !== this.ab) {
       n = 0;
       while (n < r.length && r[n]!.buffer !== ab) n++;
       // not kept (retire() let it go): older than every kept chunk, so none of them is free

@@ -220,7 +220,7 @@ function addPathOptions(c: Command, path: 'rx' | 'tx'): Command {
     .option('-w, --write <file>', `output capture (- = standard output; default <IN-stem>.${path}.pcapng beside the input)`)
     .option('--oob <file>', 'write the per-frame OOB record as JSON Lines (- = standard output)')
     .addOption(new Option('--format <fmt>', 'output format (default pcapng; pcap when -w ends in .pcap)').choices(['pcap', 'pcapng']))
-    .option('--workers <n>', 'crypto worker threads, at most (0 = all crypto on the main thread; default: the number of CPUs); one starts, more only while the crypto is the slower side, never more than 3; a batch\'s crypto stays on the main thread while that is measured faster')
+    .option('--workers <n>', 'crypto worker threads, at most (0 = all crypto on the main thread; default: the number of CPUs); one starts, more only while the crypto is the slower side, never more than 3')
     .option('--drop-failed', 'drop frames that fail checks (default: keep them unchanged, annotated)')
     .option('--nic <profile>', 'override the SA file\'s NIC profile (full | ndis)')
     .option('--max-frame <bytes>', 'largest frame accepted from the input (default 262144)')

@@ -55,11 +55,9 @@ export class RunStats {
   workerFaults = 0;
   /** Crypto workers started (--workers is a maximum: the pool grows only when it is the slower side). */
   workersStarted = 0;
-  /** Batches with crypto run on the main thread and on workers; probes of the two (pool.ts). */
+  /** Batches with crypto run on the main thread and on workers (pool.ts). */
   cryptoBatchesInline = 0;
   cryptoBatchesOnWorkers = 0;
-  poolProbes = 0;
-  poolProbesChoseInline = 0;
   /** rx frames whose output the addon wrote (src/pipeline/rx-emit.ts), and frames of runs it refused. */
   nativeOutputFrames = 0;
   refusedOutputFrames = 0;
@@ -100,8 +98,6 @@ export class RunStats {
       workersStarted: this.workersStarted,
       cryptoBatchesInline: this.cryptoBatchesInline,
       cryptoBatchesOnWorkers: this.cryptoBatchesOnWorkers,
-      poolProbes: this.poolProbes,
-      poolProbesChoseInline: this.poolProbesChoseInline,
       nativeOutputFrames: this.nativeOutputFrames,
       perSa: Object.fromEntries([...this.perSa.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, v.toJSON()])),
     };

@@ -8,8 +8,8 @@
  * - the first batch with crypto: with one batch there is nothing to overlap, and starting a
  *   worker (its own isolate) costs ~0.05 s here, far more than the batch's crypto (~1 ms for 1024
  *   frames). So a capture of one batch (up to 1024 frames) starts no worker;
- * - while the first worker starts (until it reports ready), instead of waiting for it;
- * - while inline is measured faster (mode-probe.ts: small frames on this machine).
+ * - while the first worker starts (until it reports ready), instead of waiting for it (the main
+ *   thread sat idle ~90 ms of a 1 s run there).
  * IPSECOV2_POOL_EVERY_BATCH=1 gives every batch with crypto to the workers (tests of the workers).
  *
  * Faults: a worker that dies (or reports an error) is replaced and its batch retried once on
@@ -20,7 +20,6 @@
 import { Worker } from 'node:worker_threads';
 import { envFlag } from '../env.js';
 import { JOB_FIELDS, J, JobBatch, runJobs, SlotTable, WORKER_FAULT, type SlotDef } from '../offload/jobs.js';
-import { INLINE, ModeProbe, POOL, UNTAGGED_INLINE, UNTAGGED_POOL, type ModeProbeOptions } from './mode-probe.js';
 
 export interface CryptoRunner {
   /** How many batches may be in flight before the pipeline waits for the oldest (may grow with the pool). */
@@ -44,26 +43,21 @@ export interface CryptoRunner {
   /** Batches with crypto run on the main thread, and on workers. */
   readonly batchesInline: number;
   readonly batchesOnWorkers: number;
-  /** Probes of inline against the workers decided, and how many chose inline (mode-probe.ts). */
-  readonly probes: number;
-  readonly probesChoseInline: number;
   close(): Promise<void>;
 }
 
 export interface RunnerOptions {
   /**
-   * Every batch with crypto goes to the workers: the first one, those while the first worker
-   * starts, and no probing (tests of the workers). Default: IPSECOV2_POOL_EVERY_BATCH=1.
+   * Every batch with crypto goes to the workers: the first one and those while the first worker
+   * starts (tests of the workers). Default: IPSECOV2_POOL_EVERY_BATCH=1.
    */
   everyBatch?: boolean;
-  /** false: no probing (inline only for the first batch and while the first worker starts). Default: IPSECOV2_NO_POOL_PROBE=1 says false. */
-  probe?: ModeProbeOptions | false;
 }
 
 /** Writes a batch's job data again (see CryptoRunner.run). */
 export type Rebuild = (data: Uint8Array, meta: Int32Array) => void;
 
-export function createCryptoRunner(workers: number, o: RunnerOptions = { everyBatch: envFlag('IPSECOV2_POOL_EVERY_BATCH'), probe: envFlag('IPSECOV2_NO_POOL_PROBE') ? false : {} }): CryptoRunner {
+export function createCryptoRunner(workers: number, o: RunnerOptions = { everyBatch: envFlag('IPSECOV2_POOL_EVERY_BATCH') }): CryptoRunner {
   return workers > 0 ? new WorkerRunner(workers, o) : new InlineRunner();
 }
 
@@ -73,8 +67,6 @@ class InlineRunner implements CryptoRunner {
   readonly started = 0;
   batchesInline = 0;
   readonly batchesOnWorkers = 0;
-  readonly probes = 0;
-  readonly probesChoseInline = 0;
   private readonly table = new SlotTable();
 
   run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>): Promise<void> {
@@ -149,20 +141,12 @@ class WorkerRunner implements CryptoRunner {
   /** Every batch to the workers (RunnerOptions.everyBatch); else the first runs inline, and those while the first worker starts. */
   private readonly everyBatch: boolean;
   private firstDone = false;
-  /** Inline or workers, measured (null: not probed). */
-  private readonly probe: ModeProbe | null;
-  /** Probe tags of the batches in flight, oldest first (one per run(), taken by took()). */
-  private readonly tags: number[] = [];
   /** The last batch with crypto ran inline: the pipeline takes it at once (depth 1). */
   private lastInline = false;
-  private lastTook = 0;
-  /** The main thread's own work per batch while batches go to workers, smoothed (ms). */
-  private ownMs = 0;
   batchesOnWorkers = 0;
 
   constructor(n: number, o: RunnerOptions) {
     this.everyBatch = o.everyBatch === true;
-    this.probe = this.everyBatch || o.probe === false ? null : new ModeProbe(o.probe);
     // One batch more than there are workers keeps every worker busy while the main thread
     // works. Never more than 3 in flight: the main thread (read, SA state, write) is the bound,
     // it keeps at most 2-3 workers busy (crypto is 0.3-1 µs a frame against 2-4 µs of main-thread
@@ -175,14 +159,6 @@ class WorkerRunner implements CryptoRunner {
 
   get batchesInline(): number {
     return this.inline.batchesInline;
-  }
-
-  get probes(): number {
-    return this.probe?.probes ?? 0;
-  }
-
-  get probesChoseInline(): number {
-    return this.probe?.inlineChosen ?? 0;
   }
 
   /**
@@ -222,12 +198,6 @@ class WorkerRunner implements CryptoRunner {
   private taken = 0;
 
   took(waited: boolean, ownMs?: number): void {
-    const now = performance.now();
-    const tag = this.tags.shift() ?? UNTAGGED_POOL;
-    if (this.probe !== null && this.lastTook > 0) this.probe.sample(tag, now - this.lastTook);
-    if (this.modeOf(tag) === INLINE) { this.lastTook = now; return; }
-    this.lastTook = now;
-    if (ownMs !== undefined) this.ownMs = this.ownMs === 0 ? ownMs : 0.7 * this.ownMs + 0.3 * ownMs;
     if (this.slots.length === 0 || this.slots.length >= this.size) return;
     // a wait counts only when the crypto itself takes about as long as the main thread's work
     const slow = waited && (ownMs === undefined || this.cryptoMs / this.slots.length >= 0.75 * ownMs);
@@ -330,28 +300,20 @@ class WorkerRunner implements CryptoRunner {
 
   run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, rebuild?: Rebuild): Promise<void> {
     this.slotDefs = slotDefs;
-    if (jobs.count === 0) {
-      // nothing to send: no message round trip (and no sample: the pipeline's work alone)
-      this.tags.push(UNTAGGED_POOL);
-      return Promise.resolve();
-    }
-    let tag = UNTAGGED_POOL;
+    if (jobs.count === 0) return Promise.resolve(); // nothing to send: no message round trip
+    // inline: the first batch, and any while the first worker starts (see the file comment)
+    let inline = false;
     if (!this.everyBatch) {
       if (!this.firstDone) {
         this.firstDone = true;
-        tag = UNTAGGED_INLINE;
+        inline = true;
       } else {
         this.ensureStarted();
-        if (!this.anyReady()) tag = UNTAGGED_INLINE;
-        else if (this.probe !== null) tag = this.probe.next(this.cryptoMs >= 0.5 * this.ownMs);
+        inline = !this.anyReady();
       }
     }
-    this.tags.push(tag);
-    if (this.modeOf(tag) === INLINE) {
-      this.lastInline = true;
-      return this.inline.run(jobs, slotDefs);
-    }
-    this.lastInline = false;
+    this.lastInline = inline;
+    if (inline) return this.inline.run(jobs, slotDefs);
     this.batchesOnWorkers++;
     this.ensureStarted();
     return new Promise<void>((resolve) => {
@@ -360,12 +322,6 @@ class WorkerRunner implements CryptoRunner {
       const p: Pending = { jobs, backup: this.backupOf(jobs, rebuild === undefined), rebuild: rebuild ?? null, dataLen: jobs.data.length, resolve, tries: 0 };
       this.dispatch(p);
     });
-  }
-
-  private modeOf(tag: number): number {
-    if (tag === UNTAGGED_POOL) return POOL;
-    if (tag === UNTAGGED_INLINE) return INLINE;
-    return this.probe!.modeOf(tag);
   }
 
   /** A live worker is past its start-up. */

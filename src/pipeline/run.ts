@@ -17,7 +17,7 @@ import { RxEmitter } from './rx-emit.js';
 import { envFlag } from '../env.js';
 import { RunStats } from '../offload/stats.js';
 import { SaTimeline } from './timeline.js';
-import { createCryptoRunner, type CryptoRunner, type Rebuild, type RunnerOptions } from './pool.js';
+import { createCryptoRunner, type CryptoRunner, type Rebuild } from './pool.js';
 import { OutputFile } from './output.js';
 import { Progress } from './progress.js';
 
@@ -43,8 +43,6 @@ export interface RunOptions {
   progress: boolean;
   /** Frames per batch (fixed, so output never depends on the worker count). */
   batchFrames?: number;
-  /** Where batches' crypto runs with workers (tests; default from the environment, pool.ts). */
-  pool?: RunnerOptions;
   /** Max frame length accepted by the reader. */
   maxFrameLen?: number;
   /** Called with each OOB record (tests, live status). */
@@ -94,7 +92,7 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
   const warnings: string[] = [];
   let writer: CaptureWriter | null = null;
   let oobOut: OutputFile | null = null;
-  const runner: CryptoRunner = opts.pool ? createCryptoRunner(opts.workers, opts.pool) : createCryptoRunner(opts.workers);
+  const runner: CryptoRunner = createCryptoRunner(opts.workers);
   const progress = opts.progress ? new Progress(reader) : null;
   try {
     if (opts.output !== null) writer = await createCaptureWriter(opts.output, { format: opts.format });
@@ -243,8 +241,6 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
     stats.workersStarted = runner.started;
     stats.cryptoBatchesInline = runner.batchesInline;
     stats.cryptoBatchesOnWorkers = runner.batchesOnWorkers;
-    stats.poolProbes = runner.probes;
-    stats.poolProbesChoseInline = runner.probesChoseInline;
     for (const w of reader.warnings) warnings.push(`${opts.input === '-' ? 'stdin' : opts.input}: ${w.message} (byte offset ${w.offset})`);
     if (writer) await writer.close();
     if (oobOut) await oobOut.close();
