@@ -424,14 +424,18 @@ static void esp_hmac(const esp_ctx *c, const uint8_t *p, size_t n, int64_t seqHi
   hmac_end(&c->mac, &s, md);
 }
 
-static int sep_cipher(const esp_ctx *c, uint8_t *ct, int n, int enc) {
+/* ct: the ciphertext (the IV right before it); out: where the result goes (ct: in place). */
+static int sep_cipher(const esp_ctx *c, const uint8_t *ct, uint8_t *out, int n, int enc) {
   int ol = 0;
-  if (c->cmode == C_NONE || n == 0) return 1;
+  if (c->cmode == C_NONE || n == 0) {
+    if (out != ct && n > 0) memcpy(out, ct, (size_t)n);
+    return 1;
+  }
   if (c->cmode == C_CBC) {
     /* IV = the ivLen (= block size) bytes before the ciphertext (RFC 3602 §2). */
     xc *x = enc ? c->ectx : c->dctx;
     if (!xc_init(x, ct - c->ivLen)) return 0;
-    if (!xc_update(x, ct, &ol, ct, n) || ol != n) return 0;
+    if (!xc_update(x, out, &ol, ct, n) || ol != n) return 0;
     return 1;
   }
   /* C_CTR, RFC 3686 §4: counter block = nonce(4) || IV(8) || 00000001. */
@@ -441,7 +445,7 @@ static int sep_cipher(const esp_ctx *c, uint8_t *ct, int n, int enc) {
     memcpy(cb + 4, ct - 8, 8);
     cb[12] = 0; cb[13] = 0; cb[14] = 0; cb[15] = 1;
     if (!xc_init(c->ectx, cb)) return 0;
-    if (!xc_update(c->ectx, ct, &ol, ct, n) || ol != n) return 0;
+    if (!xc_update(c->ectx, out, &ol, ct, n) || ol != n) return 0;
     return 1;
   }
 }
@@ -486,74 +490,97 @@ static int aead_restore(esp_ctx *c, const uint8_t *nonce, uint8_t *ct, int n) {
   return 0;
 }
 
+/*
+ * Open the ESP packet `in` (SPI .. ICV, `total` bytes) into `out`: decrypted when it verifies,
+ * else `out` gets the packet as received (a failure never leaves unverified plaintext behind).
+ * in == out: in place. Out of place (a job reading the reader's input chunk) saves copying the
+ * packet into the job first: the cipher reads the chunk and writes the job's bytes.
+ */
+static int esp_open_io(esp_ctx *c, const uint8_t *in, uint8_t *out, size_t total, int64_t seqHigh) {
+  size_t icvOff = total - (size_t)c->icvLen;
+  size_t ctOff = 8 + (size_t)c->ivLen;
+  const uint8_t *ct = in + ctOff;
+  uint8_t *oct = out + ctOff;
+  int n = (int)(icvOff - ctOff);
+  int r;
+  if (total > INT32_MAX) return R_INT;
+  if (out != in) {
+    /* header, IV and ICV as received; the ciphertext's place is written below */
+    memcpy(out, in, ctOff);
+    memcpy(out + icvOff, in + icvOff, (size_t)c->icvLen);
+  }
+
+  if (c->mode == ESP_SEP) {
+    if (c->hasMac) {
+      uint8_t md[64];
+      /* RFC 4303 §3.4.4.1: verify before decrypting; a failure leaves the packet untouched. */
+      esp_hmac(c, in, icvOff, seqHigh, md);
+      if (CRYPTO_memcmp(md, in + icvOff, (size_t)c->icvLen) != 0) { r = R_AUTH; goto untouched; }
+    }
+    if (!sep_cipher(c, ct, oct, n, 0)) { ERR_clear_error(); r = R_INT; goto untouched; }
+    return R_OK;
+  }
+
+  if (c->mode == ESP_GMAC) {
+    uint8_t nonce[12], tag[16], hdr[12];
+    const uint8_t *seg[2];
+    size_t len[2];
+    int ns;
+    if (out != in) memcpy(oct, ct, (size_t)n);
+    make_nonce(c, in + 8, nonce);
+    if (seqHigh < 0) { seg[0] = in; len[0] = icvOff; ns = 1; }
+    else {
+      aead_aad(in, seqHigh, hdr);
+      seg[0] = hdr; len[0] = 12; seg[1] = in + 8; len[1] = icvOff - 8; ns = 2;
+    }
+    if (!gmac_tag(c->ectx, nonce, seg, len, ns, tag)) { ERR_clear_error(); return R_INT; }
+    return CRYPTO_memcmp(tag, in + icvOff, 16) == 0 ? R_OK : R_AUTH;
+  }
+
+  /*
+   * ESP_AEAD: decrypt into `out`; when the tag does not verify, in place, run the same keystream
+   * over the region again, which restores the ciphertext (GCM and ChaCha20 are stream ciphers);
+   * out of place, copy the ciphertext. So a failure returns the packet untouched and no
+   * unverified plaintext is left behind. (Decrypting into a scratch buffer and copying back
+   * cost one extra pass over every packet.)
+   */
+  {
+    uint8_t nonce[12], aad[12], fin[16];
+    int aadLen, ol = 0, fl = 0, fr, verdict;
+    make_nonce(c, in + 8, nonce);
+    aadLen = aead_aad(in, seqHigh, aad);
+    if (!xc_init(c->dctx, nonce)) goto internal;
+    if (!xc_update(c->dctx, NULL, &ol, aad, aadLen)) goto internal;
+    if (!xc_update(c->dctx, oct, &ol, ct, n) || ol != n) {
+      /* how much was written is unknown: wipe rather than guess (never seen; internal error) */
+      if (out != in) { ERR_clear_error(); r = R_INT; goto untouched; }
+      OPENSSL_cleanse(oct, (size_t)n);
+      goto internal;
+    }
+    /* the tag as received (in place, `in + icvOff` is the same bytes as `out + icvOff`) */
+    if (xc_set_tag(c->dctx, in + icvOff, c->icvLen)) {
+      fr = xc_final(c->dctx, fin, &fl);
+      if (fr == 1 && fl == 0) return R_OK;
+      verdict = fr == 1 ? R_INT : R_AUTH;
+    } else verdict = R_INT;
+    ERR_clear_error();
+    if (out != in) { r = verdict; goto untouched; }
+    if (!aead_restore(c, nonce, oct, n)) return R_INT;
+    return verdict;
+  internal:
+    ERR_clear_error();
+    return R_INT;
+  }
+
+untouched:
+  if (out != in) memcpy(oct, ct, (size_t)n);
+  return r;
+}
+
 static int esp_open(esp_ctx *c, uint8_t *buf, size_t blen, int64_t start, int64_t end, int64_t seqHigh) {
   if (start < 0 || end < start || (uint64_t)end > blen) return R_INT;
   if (esp_bad_length(c, start, end)) return R_LEN;
-  {
-    uint8_t *p = buf + start;
-    size_t total = (size_t)(end - start);
-    size_t icvOff = total - (size_t)c->icvLen;
-    uint8_t *ct = p + 8 + c->ivLen;
-    int n = (int)(icvOff - 8 - (size_t)c->ivLen);
-    if (total > INT32_MAX) return R_INT;
-
-    if (c->mode == ESP_SEP) {
-      if (c->hasMac) {
-        uint8_t md[64];
-        /* RFC 4303 §3.4.4.1: verify before decrypting; a failure leaves the packet untouched. */
-        esp_hmac(c, p, icvOff, seqHigh, md);
-        if (CRYPTO_memcmp(md, p + icvOff, (size_t)c->icvLen) != 0) return R_AUTH;
-      }
-      if (!sep_cipher(c, ct, n, 0)) { ERR_clear_error(); return R_INT; }
-      return R_OK;
-    }
-
-    if (c->mode == ESP_GMAC) {
-      uint8_t nonce[12], tag[16], hdr[12];
-      const uint8_t *seg[2];
-      size_t len[2];
-      int ns;
-      make_nonce(c, p + 8, nonce);
-      if (seqHigh < 0) { seg[0] = p; len[0] = icvOff; ns = 1; }
-      else {
-        aead_aad(p, seqHigh, hdr);
-        seg[0] = hdr; len[0] = 12; seg[1] = p + 8; len[1] = icvOff - 8; ns = 2;
-      }
-      if (!gmac_tag(c->ectx, nonce, seg, len, ns, tag)) { ERR_clear_error(); return R_INT; }
-      return CRYPTO_memcmp(tag, p + icvOff, 16) == 0 ? R_OK : R_AUTH;
-    }
-
-    /*
-     * ESP_AEAD: decrypt in place; when the tag does not verify, run the same keystream over the
-     * region again, which restores the ciphertext (GCM and ChaCha20 are stream ciphers), so a
-     * failure still returns the packet untouched and no unverified plaintext is left behind.
-     * (Decrypting into a scratch buffer and copying back cost one extra pass over every packet.)
-     */
-    {
-      uint8_t nonce[12], aad[12], fin[16];
-      int aadLen, ol = 0, fl = 0, fr, verdict;
-      make_nonce(c, p + 8, nonce);
-      aadLen = aead_aad(p, seqHigh, aad);
-      if (!xc_init(c->dctx, nonce)) goto internal;
-      if (!xc_update(c->dctx, NULL, &ol, aad, aadLen)) goto internal;
-      if (!xc_update(c->dctx, ct, &ol, ct, n) || ol != n) {
-        /* how much was written is unknown: wipe rather than guess (never seen; internal error) */
-        OPENSSL_cleanse(ct, (size_t)n);
-        goto internal;
-      }
-      if (xc_set_tag(c->dctx, p + icvOff, c->icvLen)) {
-        fr = xc_final(c->dctx, fin, &fl);
-        if (fr == 1 && fl == 0) return R_OK;
-        verdict = fr == 1 ? R_INT : R_AUTH;
-      } else verdict = R_INT;
-      ERR_clear_error();
-      if (!aead_restore(c, nonce, ct, n)) return R_INT;
-      return verdict;
-    internal:
-      ERR_clear_error();
-      return R_INT;
-    }
-  }
+  return esp_open_io(c, buf + start, buf + start, (size_t)(end - start), seqHigh);
 }
 
 static int esp_seal(esp_ctx *c, uint8_t *buf, size_t blen, int64_t start, int64_t end, int64_t seqHigh) {
@@ -571,7 +598,7 @@ static int esp_seal(esp_ctx *c, uint8_t *buf, size_t blen, int64_t start, int64_
 
     if (c->mode == ESP_SEP) {
       /* RFC 4303 §3.3.2.1: encrypt, then MAC the encrypted packet. */
-      if (!sep_cipher(c, ct, n, 1)) { ERR_clear_error(); return R_INT; }
+      if (!sep_cipher(c, ct, ct, n, 1)) { ERR_clear_error(); return R_INT; }
       if (c->hasMac) {
         uint8_t md[64];
         esp_hmac(c, p, icvOff, seqHigh, md);
@@ -758,6 +785,18 @@ static uint32_t run_batch(slot_table *t, uint8_t *data, size_t dlen, int32_t *me
       else if (op & (OP_ESP_OPEN | OP_ESP_SEAL)) espRes = R_INT;
       m[J_RESULT] = ahRes | (espRes << 4);
       continue;
+    }
+    /* ESP decryption reads the source and writes the job's bytes (no copy first) */
+    if (src != 0 && op == OP_ESP_OPEN && ek == K_NATIVE && t->esp[es] != NULL) {
+      esp_ctx *e = t->esp[es];
+      int64_t esp = m[J_ESP];
+      const uint8_t *sp = srcs->p[src - 1] + m[J_SRC_OFF];
+      if (esp >= 0 && esp <= len && !esp_bad_length(e, esp, len)) {
+        memcpy(data + off, sp, (size_t)esp);
+        espRes = esp_open_io(e, sp + esp, data + off + esp, (size_t)(len - esp), shE);
+        m[J_RESULT] = ahRes | (espRes << 4);
+        continue;
+      }
     }
     /* the region's bytes first (a job the JS path takes copies them again) */
     if (src != 0) memcpy(data + off, srcs->p[src - 1] + m[J_SRC_OFF], (size_t)len);

@@ -29,9 +29,11 @@ export const J = {
   /** First ESP byte that must not be sealed (unused: 0). */
   RESERVED: 11,
   /**
-   * 0: the region's bytes are in the data buffer already. k > 0: the crypto step first copies them
-   * there from source k - 1 of the batch (JobBatch.srcs: the reader's shared input chunks) at
-   * SRC_OFF: the copy is then the crypto thread's work, not the main thread's.
+   * 0: the region's bytes are in the data buffer already. k > 0: they are in source k - 1 of the
+   * batch (JobBatch.srcs: the reader's shared input chunks) at SRC_OFF, and the crypto step
+   * brings them into the data buffer: the crypto thread's work, not the main thread's. The addon
+   * decrypts an ESP-only open out of place, from the source into the data buffer (no copy first);
+   * other jobs, and the node:crypto path, copy the region first.
    */
   SRC: 12,
   SRC_OFF: 13,
@@ -118,7 +120,7 @@ const chunk: Uint8Array[] = [new Uint8Array(0)];
 export function runJobs(table: SlotTable, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[] = NO_SRCS): void {
   const nt = table.native;
   if (nt === null) return runJsJobs(table, data, meta, n, srcs);
-  // the addon copies a job's source (J.SRC) before running it, deferred jobs included
+  // the addon brings a job's source (J.SRC) into `data`, deferred jobs included
   if (nt.run(data, meta, n, srcs) === 0) return;
   for (let i = 0; i < n; i++) {
     const b = i * JOB_FIELDS;
