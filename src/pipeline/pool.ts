@@ -58,7 +58,24 @@ export interface RunnerOptions {
 export type Rebuild = (data: Uint8Array, meta: Int32Array) => void;
 
 export function createCryptoRunner(workers: number, o: RunnerOptions = { everyBatch: envFlag('IPSECOV2_POOL_EVERY_BATCH') }): CryptoRunner {
+  if (workers > 0) detachOnce();
   return workers > 0 ? new WorkerRunner(workers, o) : new InlineRunner();
+}
+
+/**
+ * Detach an ArrayBuffer now, before any hot code is optimized. V8's optimized code assumes no
+ * ArrayBuffer was ever detached (a per-isolate "protector") until one is; the first batch
+ * transferred to a worker used to do it mid-run, and every optimized function that touches a
+ * typed array (22 of them) was thrown away and compiled again. Measured (GCM 1400 B, 200k
+ * frames, 2 workers, interleaved, medians of 9): 0.95 -> 0.87 s; TurboFan compiles 121 -> 87.
+ * Pass-through, which starts no worker, measured the same (2 GB, medians of 7: 3.19 / 3.21 s).
+ */
+let detached = false;
+function detachOnce(): void {
+  if (detached) return;
+  detached = true;
+  const ab = new ArrayBuffer(8);
+  structuredClone(ab, { transfer: [ab] });
 }
 
 class InlineRunner implements CryptoRunner {
