@@ -569,7 +569,8 @@ static int esp_open_io(esp_ctx *c, const uint8_t *in, uint8_t *out, size_t total
     return verdict;
   internal:
     ERR_clear_error();
-    return R_INT;
+    r = R_INT;
+    goto untouched;
   }
 
 untouched:
