@@ -479,6 +479,23 @@ static int aead_aad(const uint8_t *p, int64_t seqHigh, uint8_t *aad) {
  * Undo an in-place AEAD decryption of ct[0, n): the keystream XOR again (the tag is not checked).
  * On failure the region is wiped rather than left holding unverified plaintext; returns 0.
  */
+/* ENCR_NULL_AUTH_AES_GMAC tag over SPI .. the bytes before the ICV at `icvOff` (RFC 4543 §3.3:
+   AAD = SPI, [ESN high], sequence number, IV, payload). 0 on an OpenSSL failure. */
+static int esp_gmac_tag(const esp_ctx *c, const uint8_t *p, size_t icvOff, int64_t seqHigh, uint8_t *tag) {
+  uint8_t nonce[12], hdr[12];
+  const uint8_t *seg[2];
+  size_t len[2];
+  int ns;
+  make_nonce(c, p + 8, nonce);
+  if (seqHigh < 0) { seg[0] = p; len[0] = icvOff; ns = 1; }
+  else {
+    aead_aad(p, seqHigh, hdr);
+    seg[0] = hdr; len[0] = 12; seg[1] = p + 8; len[1] = icvOff - 8; ns = 2;
+  }
+  if (!gmac_tag(c->ectx, nonce, seg, len, ns, tag)) { ERR_clear_error(); return 0; }
+  return 1;
+}
+
 static int aead_restore(esp_ctx *c, const uint8_t *nonce, uint8_t *ct, int n) {
   int ol = 0;
   if (xc_init(c->dctx, nonce) && xc_update(c->dctx, ct, &ol, ct, n) && ol == n) {
@@ -522,18 +539,9 @@ static int esp_open_io(esp_ctx *c, const uint8_t *in, uint8_t *out, size_t total
   }
 
   if (c->mode == ESP_GMAC) {
-    uint8_t nonce[12], tag[16], hdr[12];
-    const uint8_t *seg[2];
-    size_t len[2];
-    int ns;
+    uint8_t tag[16];
     if (out != in) memcpy(oct, ct, (size_t)n);
-    make_nonce(c, in + 8, nonce);
-    if (seqHigh < 0) { seg[0] = in; len[0] = icvOff; ns = 1; }
-    else {
-      aead_aad(in, seqHigh, hdr);
-      seg[0] = hdr; len[0] = 12; seg[1] = in + 8; len[1] = icvOff - 8; ns = 2;
-    }
-    if (!gmac_tag(c->ectx, nonce, seg, len, ns, tag)) { ERR_clear_error(); return R_INT; }
+    if (!esp_gmac_tag(c, in, icvOff, seqHigh, tag)) return R_INT;
     return CRYPTO_memcmp(tag, in + icvOff, 16) == 0 ? R_OK : R_AUTH;
   }
 
@@ -608,17 +616,8 @@ static int esp_seal(esp_ctx *c, uint8_t *buf, size_t blen, int64_t start, int64_
       return R_OK;
     }
     if (c->mode == ESP_GMAC) {
-      uint8_t nonce[12], tag[16], hdr[12];
-      const uint8_t *seg[2];
-      size_t len[2];
-      int ns;
-      make_nonce(c, p + 8, nonce);
-      if (seqHigh < 0) { seg[0] = p; len[0] = icvOff; ns = 1; }
-      else {
-        aead_aad(p, seqHigh, hdr);
-        seg[0] = hdr; len[0] = 12; seg[1] = p + 8; len[1] = icvOff - 8; ns = 2;
-      }
-      if (!gmac_tag(c->ectx, nonce, seg, len, ns, tag)) { ERR_clear_error(); return R_INT; }
+      uint8_t tag[16];
+      if (!esp_gmac_tag(c, p, icvOff, seqHigh, tag)) return R_INT;
       memcpy(p + icvOff, tag, 16);
       return R_OK;
     }

@@ -202,7 +202,7 @@ export class JobBatch {
   count = 0;
   used = 0;
   /**
-   * Memory jobs copy their region from (J.SRC): the input chunks (SharedArrayBuffers, which a
+   * Memory jobs read their region from (J.SRC): the input chunks (SharedArrayBuffers, which a
    * worker sees without a copy) named by this batch's jobs, at most MAX_SRCS.
    */
   readonly srcs: SharedArrayBuffer[] = [];

@@ -58,12 +58,11 @@ export interface RunnerOptions {
 export type Rebuild = (data: Uint8Array, meta: Int32Array) => void;
 
 export function createCryptoRunner(workers: number, o: RunnerOptions = { everyBatch: envFlag('IPSECOV2_POOL_EVERY_BATCH') }): CryptoRunner {
-  if (workers > 0) detachOnce();
   return workers > 0 ? new WorkerRunner(workers, o) : new InlineRunner();
 }
 
 /**
- * Detach an ArrayBuffer now, before any hot code is optimized. V8's optimized code assumes no
+ * Detach an ArrayBuffer when a pool is created, before any hot code is optimized. V8's optimized code assumes no
  * ArrayBuffer was ever detached (a per-isolate "protector") until one is; the first batch
  * transferred to a worker used to do it mid-run, and every optimized function that touches a
  * typed array (22 of them) was thrown away and compiled again. Measured (GCM 1400 B, 200k
@@ -163,6 +162,7 @@ class WorkerRunner implements CryptoRunner {
   batchesOnWorkers = 0;
 
   constructor(n: number, o: RunnerOptions) {
+    detachOnce();
     this.everyBatch = o.everyBatch === true;
     // One batch more than there are workers keeps every worker busy while the main thread
     // works. Never more than 3 in flight: the main thread (read, SA state, write) is the bound,
@@ -359,7 +359,7 @@ class WorkerRunner implements CryptoRunner {
     slot.busy.set(id, p);
     const data = p.jobs.data.buffer as ArrayBuffer;
     const meta = p.jobs.meta.buffer as ArrayBuffer;
-    // the input chunks the jobs copy from are shared memory: sent, not copied
+    // the input chunks the jobs read from are shared memory: sent, not copied
     slot.worker.postMessage({ id, data, meta, count: p.jobs.count, defs, srcs: p.jobs.srcs }, [data, meta]);
   }
 
