@@ -131,6 +131,39 @@ describe('rx output written by the addon = the JS writers', () => {
     }
   });
 
+  it('numbers of every digit count: sequence numbers across each power of ten, timestamp fractions with leading zeros', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipsecov2-emit-'));
+    try {
+      // SA k (k = 1..9) starts at 10^k - 2: its four frames have k and k + 1 digits; one more ends at 2^32 - 1
+      const starts = [1, ...Array.from({ length: 9 }, (_, k) => 10 ** (k + 1) - 2), 4294967292];
+      const saFile = writeSaFile(join(dir, 'sa.yaml'), starts.map((next, k) => ({
+        name: `d${k}`, mode: 'tunnel', dst: `10.5.${k}.0/24`, tunnel: { src: '192.0.2.6', dst: '192.0.2.5' }, extra: `sequence: { next: ${next} }`,
+        esp: `spi: ${0x5000 + k}, encryption: aes-gcm-128, encryptionKey: "${'55'.repeat(20)}", icvLength: 16`,
+      })));
+      const sa = loadSaFile(saFile);
+      const r = new Prng(5);
+      const fracs = [0, 1, 9, 10, 99, 100, 12345, 999999, 1000000, 99999999, 100000000, 999999999];
+      const frames = Array.from({ length: starts.length * 4 }, (_, i) => ({
+        sec: 1700000000 + i, frac: fracs[i % fracs.length]!,
+        data: ether(ipPacket(r, { family: 4, proto: 'udp', payloadLen: 40 + i, dst: Buffer.from([10, 5, i % starts.length, 7]) })),
+      }));
+      const plainPcap = join(dir, 'plain.pcap');
+      writeFileSync(plainPcap, buildPcap(frames, { nano: true }));
+      const esp = join(dir, 'esp.pcap');
+      await runCapture({
+        path: 'tx', input: plainPcap, output: esp, oob: null, format: 'pcap', sa, inPlace: false, dropFailed: false,
+        anyDirection: false, esn: 'infer', replayWindow: null, workers: 0, ivSeed: '0102', mtu: 9000, progress: false,
+      });
+      const native = await compare('digit counts', esp, sa, { anyDirection: true });
+      // all but the first frame (it declares the output interface, the JS way)
+      if (nativeAvailable()) assert.equal(native, frames.length - 1);
+      const seqs = new Set((await rx(esp, sa, { anyDirection: true })).oob!.toString().trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq));
+      for (const s0 of starts) for (let d = 0; d < 4; d++) assert.ok(seqs.has(s0 + d), `sequence number ${s0 + d} not in the output`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a run the addon refuses is written by the JS writers', { skip: nativeAvailable() ? false : 'native addon unavailable' }, async () => {
     const c = loadRxManifest().cases.find((x) => x.capture.startsWith('esp-aes-gcm-128-icv16-tunnel-v4'))!;
     const input = join(RX_DIR, c.capture);
