@@ -29,6 +29,9 @@
  *   textPiece(text, index, bytes)           keep a copy of bytes as piece `index`
  *   emitBatch(text, plan, n, arena, data, epbBuf, epbOff, lineBuf, lineOff, ends) -> bool
  *                                        pcapng EPBs and OOB lines of n planned rx frames
+ *   threadBatch(tid) -> bool             thread `tid` of this process (Linux) scheduled as
+ *                                        SCHED_BATCH: same CPU share, but its wake-ups do not
+ *                                        preempt a running thread (src/pipeline/priority.ts)
  */
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
@@ -49,8 +52,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sched.h>
+#ifndef SCHED_BATCH
+#define SCHED_BATCH 3 /* <sched.h> defines it under _GNU_SOURCE only */
+#endif
+#endif
 
-#define ABI_VERSION 5
+#define ABI_VERSION 6
 
 enum { R_OK = 0, R_AUTH = 1, R_LEN = 2, R_INT = 3 };
 
@@ -1493,6 +1502,31 @@ static napi_value js_made_counts(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * threadBatch(tid) -> true when thread `tid` (a thread of this process: the caller lists
+ * /proc/self/task) is now SCHED_BATCH. Only a SCHED_OTHER thread is changed (real-time and idle
+ * ones are left alone); false off Linux or when the kernel refuses.
+ */
+static napi_value js_thread_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  int32_t tid;
+  int ok = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !get_i32(env, argv[0], &tid) || tid <= 0) return throw_type(env, "threadBatch: a thread id");
+#ifdef __linux__
+  {
+    struct sched_param sp;
+    int pol = sched_getscheduler((pid_t)tid);
+    memset(&sp, 0, sizeof(sp));
+    if (pol == SCHED_BATCH) ok = 1;
+    else if (pol == SCHED_OTHER) ok = sched_setscheduler((pid_t)tid, SCHED_BATCH, &sp) == 0;
+  }
+#endif
+  CHECK(napi_get_boolean(env, ok != 0, &out));
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"info", NULL, js_info, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1510,6 +1544,7 @@ NAPI_MODULE_INIT() {
     {"textPiece", NULL, js_txt_piece, NULL, NULL, NULL, napi_enumerable, NULL},
     {"emitBatch", NULL, js_emit_batch, NULL, NULL, NULL, napi_enumerable, NULL},
     {"aliasShared", NULL, js_alias_shared, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"threadBatch", NULL, js_thread_batch, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi;
   if (OpenSSL_version_num() >> 28 != 3) { /* built against OpenSSL 3 headers: refuse anything else */

@@ -166,6 +166,8 @@ async function runPath(path: 'rx' | 'tx', inArg: string | undefined, o: PathOpts
     mtu,
     progress: !quiet && !!process.stderr.isTTY,
     ...(maxFrameLen !== undefined ? { maxFrameLen } : {}),
+    // this process is ours: its helper threads may stop preempting the main thread
+    helperScheduling: true,
   };
   // One output on standard output and one in a file: when the reader of standard output goes
   // away, stop writing there and finish the file (frames and summary counted as usual).

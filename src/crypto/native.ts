@@ -18,7 +18,7 @@ import { envFlag } from '../env.js';
 import type { AhParams, AhTransform, EspParams, EspTransform, OpenResult } from './types.js';
 
 /** The addon's JS-facing API version this loader speaks (ABI_VERSION in the C file). */
-const EXPECTED_ABI = 5;
+const EXPECTED_ABI = 6;
 const ADDON_FILE = join('build', 'Release', 'ipsecov2_native.node');
 
 type Ctx = object;
@@ -35,6 +35,8 @@ interface Addon {
   runBatch(table: Ctx, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[]): number;
   /** A plain ArrayBuffer over the memory of the SharedArrayBuffer `view` covers (the caller keeps that alive). */
   aliasShared(view: Uint8Array): ArrayBuffer;
+  /** Thread `tid` of this process scheduled as SCHED_BATCH (Linux; only from SCHED_OTHER)? */
+  threadBatch(tid: number): boolean;
   /** Cipher contexts made from now on call the provider's functions directly (true) or use EVP; returns the previous setting. */
   setDirect(on?: boolean | null): boolean;
   /** Cipher contexts made so far: [with direct provider calls, through EVP]. */
@@ -91,6 +93,15 @@ function load(): Addon | null {
 export function aliasSharedMemory(sab: SharedArrayBuffer): ArrayBuffer | null {
   const a = load();
   return a ? a.aliasShared(new Uint8Array(sab)) : null;
+}
+
+/**
+ * Schedule thread `tid` of this process as SCHED_BATCH (src/pipeline/priority.ts): true when it
+ * is; false without the addon, off Linux, for a real-time or idle thread, or when refused.
+ */
+export function setThreadBatch(tid: number): boolean {
+  const a = load();
+  return a !== null && a.threadBatch(tid);
 }
 
 export function nativeAvailable(): boolean {

@@ -61,6 +61,8 @@ export class RunStats {
   /** rx frames whose output the addon wrote (src/pipeline/rx-emit.ts), and frames of runs it refused. */
   nativeOutputFrames = 0;
   refusedOutputFrames = 0;
+  /** Helper threads made SCHED_BATCH for this run (src/pipeline/priority.ts). */
+  helperThreadsBatch = 0;
 
   /** Count one frame's record. */
   record(r: OobRecord): void {
@@ -99,6 +101,7 @@ export class RunStats {
       cryptoBatchesInline: this.cryptoBatchesInline,
       cryptoBatchesOnWorkers: this.cryptoBatchesOnWorkers,
       nativeOutputFrames: this.nativeOutputFrames,
+      helperThreadsBatch: this.helperThreadsBatch,
       perSa: Object.fromEntries([...this.perSa.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, v.toJSON()])),
     };
   }

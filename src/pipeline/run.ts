@@ -20,6 +20,7 @@ import { SaTimeline } from './timeline.js';
 import { createCryptoRunner, type CryptoRunner, type Rebuild } from './pool.js';
 import { OutputFile } from './output.js';
 import { Progress } from './progress.js';
+import { HelperScheduling } from './priority.js';
 
 export interface RunOptions {
   path: 'rx' | 'tx';
@@ -53,6 +54,12 @@ export interface RunOptions {
    * pass the NativeEmit to use.
    */
   nativeEmit?: boolean | NativeEmit;
+  /**
+   * Make the process's other threads SCHED_BATCH so their wake-ups do not preempt the main
+   * thread (priority.ts; Linux with the addon). For the CLI, which owns its process; a program
+   * embedding runCapture keeps its threads as they are unless it asks.
+   */
+  helperScheduling?: boolean;
 }
 
 /** Set `stopped` (and call `wake`) to end a run early: frames in flight are finished, outputs closed. */
@@ -93,6 +100,7 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
   let writer: CaptureWriter | null = null;
   let oobOut: OutputFile | null = null;
   const runner: CryptoRunner = createCryptoRunner(opts.workers);
+  const sched = new HelperScheduling(opts.helperScheduling === true);
   const progress = opts.progress ? new Progress(reader) : null;
   try {
     if (opts.output !== null) writer = await createCaptureWriter(opts.output, { format: opts.format });
@@ -216,7 +224,7 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
           engine.process(b as RxBatch, emit);
           rxe?.flush();
         },
-        engine.slotDefs, writer, oobOut,
+        engine.slotDefs, writer, oobOut, sched,
         (b) => (data, meta) => engine.rebuildJobs(b as RxBatch, data, meta));
       if (rxe) {
         stats.nativeOutputFrames = rxe.nativeFrames;
@@ -235,9 +243,10 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
         () => new TxBatch(),
         (frames, i, b) => engine.prepare(frames, i, b as TxBatch),
         (b) => engine.process(b as TxBatch, emit),
-        engine.slotDefs, writer, oobOut);
+        engine.slotDefs, writer, oobOut, sched);
     }
     stats.workerFaults = runner.faults;
+    stats.helperThreadsBatch = sched.batched;
     stats.workersStarted = runner.started;
     stats.cryptoBatchesInline = runner.batchesInline;
     stats.cryptoBatchesOnWorkers = runner.batchesOnWorkers;
@@ -284,6 +293,7 @@ async function pump(
   slotDefs: ReadonlyMap<number, import('../offload/jobs.js').SlotDef>,
   writer: CaptureWriter | null,
   oobOut: OutputFile | null,
+  sched: HelperScheduling,
   /** How to rewrite a batch's job data for a retry (rx); without it the pool keeps a copy. */
   rebuildOf?: (b: AnyBatch) => Rebuild,
 ): Promise<void> {
@@ -307,6 +317,7 @@ async function pump(
   };
   let seen = 0;
   let lastTake = performance.now();
+  let batchesDone = 0;
   const framesIn = (): number => seen;
   const finishHead = async (): Promise<void> => {
     const h = inflight.shift()!;
@@ -319,6 +330,8 @@ async function pump(
     const own = t0 - lastTake;
     runner.took(t1 - t0 > Math.max(2, own / 2), own);
     lastTake = t1;
+    // helper threads appear as the run starts (the I/O pool, a second crypto worker): batches 1, 2, 4 .. 64
+    if (++batchesDone <= 64 && (batchesDone & (batchesDone - 1)) === 0) sched.apply();
     process(h.batch);
     free.push(h.batch);
     // Every frame before the oldest one still held has been written out: its input chunk can
