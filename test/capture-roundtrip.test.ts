@@ -95,6 +95,35 @@ describe('capture writers', () => {
     }
   }
 
+  it('a file is written in whole buffers, a stream at every flush; both end complete', async () => {
+    const iface: CaptureInterface = { linkType: 1, snapLen: 65535, name: null, description: null, tsResol: 6, tsOffset: 0 };
+    const frame = Buffer.alloc(1000, 0xab);
+    const out = join(tmp, 'whole.pcapng');
+    const tmpFile = join(tmp, `.whole.pcapng.${process.pid}.tmp`);
+    const w = await createCaptureWriter(out, { format: 'pcapng', bufferSize: 64 << 10 });
+    const id = w.addInterface(iface);
+    for (let i = 0; i < 10; i++) w.writeFrame(id, 0, i, frame, frame.length, null);
+    await w.flush();
+    // a part-filled buffer stays for later: nothing on disk (a write of the ~10 KB would be done by now)
+    await new Promise((res) => setTimeout(res, 100));
+    assert.equal(readFileSync(tmpFile).length, 0);
+    for (let i = 0; i < 1000; i++) { w.writeFrame(id, 0, i, frame, frame.length, null); await w.flush(); }
+    const mid = readFileSync(tmpFile).length;
+    assert.ok(mid > 0 && mid < w.bytesWritten, `on disk ${mid} of ${w.bytesWritten}`);
+    await w.close();
+    const r = await openCapture(out);
+    assert.equal((await readAll(r)).length, 1010);
+    // a stream gets each flush's bytes at once
+    const c = collector();
+    const s = createCaptureWriterStream(c.stream, { format: 'pcapng', bufferSize: 64 << 10 });
+    const sid = s.addInterface(iface);
+    s.writeFrame(sid, 0, 0, frame, frame.length, null);
+    await s.flush();
+    await new Promise((res) => setImmediate(res));
+    assert.equal(c.bytes().length, s.bytesWritten);
+    await s.close();
+  });
+
   it('pcap output refuses to mix link types, naming both', async () => {
     const { stream } = collector();
     const w = createCaptureWriterStream(stream, { format: 'pcap' });

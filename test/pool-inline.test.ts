@@ -75,7 +75,7 @@ test('pool: once the worker is ready, every batch goes to it', async () => {
 test('rx: batches that moved from inline to the worker write the same bytes as an inline run', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ipsecov2-inline-'));
   try {
-    const { sa, input } = await makeSyntheticEsp(dir, 12000);
+    const { sa, input } = await makeSyntheticEsp(dir, 48000);
     const inline = rxOptions(sa, input, join(dir, 'a.pcapng'), join(dir, 'a.jsonl'), 0);
     await runCapture(inline);
     const want = [readFileSync(inline.output!), readFileSync(inline.oob!)];
