@@ -207,3 +207,23 @@ test('cli: outputs not finished when the process exits are removed (no temporary
   assert.deepEqual(readdirSync(d).filter((f) => f.startsWith('.x.')), [], 'temporary files left');
   assert.ok(!existsSync(join(d, 'x.pcapng')) && !existsSync(join(d, 'x.jsonl')));
 });
+
+test('OOB output: after each flush at most two buffer writes are in flight, however long the main thread stays busy', async () => {
+  const { OutputFile } = await import('../src/pipeline/output.js');
+  const d = mkdtempSync(join(tmpdir(), 'ipsecov2-oobfile-'));
+  const o = await OutputFile.open(join(d, 'x.jsonl'));
+  const line = `${'x'.repeat(199)}\n`;
+  let max = 0;
+  for (let b = 0; b < 40; b++) {
+    // a "batch": ~1.5 MiB of lines written without yielding to the event loop
+    for (let i = 0; i < 8000; i++) {
+      const at = o.reserve(line.length);
+      o.commit(at + o.buffer.write(line, at, 'latin1'));
+    }
+    await o.flush();
+    max = Math.max(max, o.inFlight);
+  }
+  await o.close();
+  assert.ok(max <= 2, `${max} writes in flight after a flush`);
+  assert.equal(readFileSync(join(d, 'x.jsonl')).length, 40 * 8000 * line.length);
+});

@@ -11,6 +11,8 @@ import { trackTmp, untrackTmp } from '../capture/tmpfiles.js';
 const OUT_BUF = 1 << 20;
 /** Written buffers kept for reuse. */
 const SPARE_BUFFERS = 4;
+/** Buffer writes flush() leaves in flight (back-pressure; their buffers come back as spares). */
+const FLUSH_KEEP = 2;
 
 export class OutputFile {
   private readonly stream: WriteStream | NodeJS.WriteStream;
@@ -30,6 +32,7 @@ export class OutputFile {
     stream.on('error', (e: NodeJS.ErrnoException) => {
       if (tmp === null && (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED')) this.closedByPeer = true;
       else this.error = e;
+      this.wake();
     });
   }
 
@@ -82,16 +85,41 @@ export class OutputFile {
     // The stream keeps a reference until written: take a spare buffer it is done with (no page
     // faults, no garbage), else a fresh one; this one comes back when its write completes.
     const full = this.buf;
+    this.pending++;
     this.stream.write(full.subarray(0, this.size), () => {
+      this.pending--;
       if (full.length === OUT_BUF && this.spare.length < SPARE_BUFFERS) this.spare.push(full);
+      this.wake();
     });
     this.buf = this.spare.pop() ?? Buffer.allocUnsafeSlow(OUT_BUF);
     this.size = 0;
   }
   private readonly spare: Buffer[] = [];
+  /** Buffers handed to the stream whose write has not called back yet. */
+  private pending = 0;
+  private waiter: (() => void) | null = null;
 
-  /** Back-pressure: wait while the OS side is behind. */
+  /** Buffer writes not called back yet (after flush(): at most FLUSH_KEEP). */
+  get inFlight(): number {
+    return this.pending;
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  /**
+   * Back-pressure: wait while the OS side is behind. At most FLUSH_KEEP buffer writes stay in
+   * flight: without that wait a main thread busy for many batches in a row never ran the write
+   * callbacks that return buffers, and a fresh 1 MiB buffer was made instead each time (138 of
+   * them in a 1.6M-frame 64 B run: peak RSS 118 -> 143 MB).
+   */
   async flush(): Promise<void> {
+    while (this.pending > FLUSH_KEEP && this.error === null && !this.closedByPeer) {
+      await new Promise<void>((res) => { this.waiter = res; });
+    }
     const s = this.stream as WriteStream;
     if (!s.writableNeedDrain || this.error || this.closedByPeer) return;
     await new Promise<void>((res) => {
