@@ -56,12 +56,29 @@ function same(label: string, a: Outs, b: Outs): void {
 
 /** Output of the addon's writer (default) and of the JS writers only; returns the frames the addon wrote. */
 async function compare(label: string, input: string, sa: SaDocument, v: Variant = {}): Promise<number> {
+  return (await compareOuts(label, input, sa, v)).native;
+}
+
+/** compare(), returning the addon's run's outputs. */
+async function compareOuts(label: string, input: string, sa: SaDocument, v: Variant = {}): Promise<Outs> {
   const nat = await rx(input, sa, v);
   const js = await rx(input, sa, { ...v, nativeEmit: false });
   assert.equal(js.native, 0);
   same(label, nat, js);
   assert.equal(nat.refused, 0, `${label}: the addon refused a run`);
-  return nat.native;
+  return nat;
+}
+
+/** Plain frames (nanosecond pcap) through tx with a fixed IV seed; returns the ESP capture's path. */
+async function encrypt(dir: string, frames: { sec: number; frac: number; data: Buffer }[], sa: SaDocument): Promise<string> {
+  const plainPcap = join(dir, 'plain.pcap');
+  writeFileSync(plainPcap, buildPcap(frames, { nano: true }));
+  const esp = join(dir, 'esp.pcap');
+  await runCapture({
+    path: 'tx', input: plainPcap, output: esp, oob: null, format: 'pcap', sa, inPlace: false, dropFailed: false,
+    anyDirection: false, esn: 'infer', replayWindow: null, workers: 0, ivSeed: '0102', mtu: 9000, progress: false,
+  });
+  return esp;
 }
 
 describe('rx output written by the addon = the JS writers', () => {
@@ -102,13 +119,7 @@ describe('rx output written by the addon = the JS writers', () => {
         return { sec: 1700000000 + Math.floor((i * 370) / 1000), frac: ((i * 370) % 1000) * 1000000 + i, data };
       });
       // nanosecond pcap in, then the same frames on two pcapng interfaces of different resolutions
-      const plainPcap = join(dir, 'plain.pcap');
-      writeFileSync(plainPcap, buildPcap(frames, { nano: true }));
-      const esp = join(dir, 'esp.pcap');
-      await runCapture({
-        path: 'tx', input: plainPcap, output: esp, oob: null, format: 'pcap', sa, inPlace: false, dropFailed: false,
-        anyDirection: false, esn: 'infer', replayWindow: null, workers: 0, ivSeed: '0102', mtu: 9000, progress: false,
-      });
+      const esp = await encrypt(dir, frames, sa);
       let native = await compare('synthetic pcap', esp, sa, { anyDirection: true });
       native += await compare('synthetic pcap, 2 workers', esp, sa, { anyDirection: true, workers: 2 });
       const espFrames = readEspFrames(readFileSync(esp));
@@ -147,17 +158,10 @@ describe('rx output written by the addon = the JS writers', () => {
         sec: 1700000000 + i, frac: fracs[i % fracs.length]!,
         data: ether(ipPacket(r, { family: 4, proto: 'udp', payloadLen: 40 + i, dst: Buffer.from([10, 5, i % starts.length, 7]) })),
       }));
-      const plainPcap = join(dir, 'plain.pcap');
-      writeFileSync(plainPcap, buildPcap(frames, { nano: true }));
-      const esp = join(dir, 'esp.pcap');
-      await runCapture({
-        path: 'tx', input: plainPcap, output: esp, oob: null, format: 'pcap', sa, inPlace: false, dropFailed: false,
-        anyDirection: false, esn: 'infer', replayWindow: null, workers: 0, ivSeed: '0102', mtu: 9000, progress: false,
-      });
-      const native = await compare('digit counts', esp, sa, { anyDirection: true });
+      const out = await compareOuts('digit counts', await encrypt(dir, frames, sa), sa, { anyDirection: true });
       // all but the first frame (it declares the output interface, the JS way)
-      if (nativeAvailable()) assert.equal(native, frames.length - 1);
-      const seqs = new Set((await rx(esp, sa, { anyDirection: true })).oob!.toString().trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq));
+      if (nativeAvailable()) assert.equal(out.native, frames.length - 1);
+      const seqs = new Set(out.oob!.toString().trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq));
       for (const s0 of starts) for (let d = 0; d < 4; d++) assert.ok(seqs.has(s0 + d), `sequence number ${s0 + d} not in the output`);
     } finally {
       rmSync(dir, { recursive: true, force: true });

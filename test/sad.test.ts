@@ -16,38 +16,19 @@ function states(yaml: string): BundleState[] {
   return doc.bundles.map((b, i) => new BundleState(b, i, null));
 }
 
+const ESP = (spi: number): string => `esp: { spi: ${spi}, encryption: aes-gcm-128, encryptionKey: "${KEY}00000000" }`;
+
+/** name, direction, selector (or null), the ESP/AH line */
 const SAS = `version: 1
 sas:
-  - name: any
-    direction: inbound
-    mode: transport
-    esp: { spi: 0x100, encryption: aes-gcm-128, encryptionKey: "${KEY}00000000" }
-  - name: net
-    direction: inbound
-    mode: transport
-    selector: { dst: 10.0.0.0/8 }
-    esp: { spi: 0x100, encryption: aes-gcm-128, encryptionKey: "${KEY}00000000" }
-  - name: host
-    direction: inbound
-    mode: transport
-    selector: { dst: 10.1.2.3/32, src: 192.0.2.0/24 }
-    esp: { spi: 0x100, encryption: aes-gcm-128, encryptionKey: "${KEY}00000000" }
-  - name: out
-    direction: outbound
-    mode: transport
-    selector: { dst: 10.1.2.3/32, src: 192.0.2.0/24 }
-    esp: { spi: 0x200, encryption: aes-gcm-128, encryptionKey: "${KEY}00000000" }
-  - name: ah
-    direction: inbound
-    mode: transport
-    selector: { dst: 10.1.2.3/32 }
-    ah: { spi: 0x100, integrity: hmac-sha256-128, integrityKey: "${KEY}${KEY}" }
-  - name: v6
-    direction: inbound
-    mode: transport
-    selector: { dst: "2001:db8::/32" }
-    esp: { spi: 0x100, encryption: aes-gcm-128, encryptionKey: "${KEY}00000000" }
-`;
+${([
+  ['any', 'inbound', null, ESP(0x100)],
+  ['net', 'inbound', '{ dst: 10.0.0.0/8 }', ESP(0x100)],
+  ['host', 'inbound', '{ dst: 10.1.2.3/32, src: 192.0.2.0/24 }', ESP(0x100)],
+  ['out', 'outbound', '{ dst: 10.1.2.3/32, src: 192.0.2.0/24 }', ESP(0x200)],
+  ['ah', 'inbound', '{ dst: 10.1.2.3/32 }', `ah: { spi: 0x100, integrity: hmac-sha256-128, integrityKey: "${KEY}${KEY}" }`],
+  ['v6', 'inbound', '{ dst: "2001:db8::/32" }', ESP(0x100)],
+] as const).map(([name, dir, sel, ipsec]) => `  - name: ${name}\n    direction: ${dir}\n    mode: transport\n${sel ? `    selector: ${sel}\n` : ''}    ${ipsec}\n`).join('')}`;
 
 /** An IPv4 source and destination in one buffer: src at 0, dst at 4. */
 function v4(src: string, dst: string): Buffer {

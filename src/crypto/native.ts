@@ -85,7 +85,6 @@ function load(): Addon | null {
   return addon;
 }
 
-/** True when the native addon is loaded and will be used. */
 /**
  * A plain ArrayBuffer over the memory of `sab`; null without the addon. The caller must keep `sab`
  * alive as long as the alias (src/capture/shared-memory.ts does).
@@ -104,6 +103,7 @@ export function setThreadBatch(tid: number): boolean {
   return a !== null && a.threadBatch(tid);
 }
 
+/** True when the native addon is loaded and will be used. */
 export function nativeAvailable(): boolean {
   return load() !== null;
 }

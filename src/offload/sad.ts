@@ -72,6 +72,14 @@ export function exactPrefix(family: 4 | 6, addr: Buffer): Prefix {
   return { family, addr, len: family === 4 ? 32 : 128 };
 }
 
+/** One remembered IPv4 lookup: SPI (-1 = none), destination and source as 32-bit values, answer. */
+class LastLookup {
+  spi = -1;
+  dst = 0;
+  src = 0;
+  res: BundleState | null = null;
+}
+
 /** Inbound lookup tables, rebuilt whenever the bundle set changes. */
 export class Sad {
   private esp = new Map<number, Entry[]>();
@@ -80,8 +88,8 @@ export class Sad {
   rebuild(states: Iterable<BundleState>, anyDirection: boolean): void {
     this.esp = new Map();
     this.ah = new Map();
-    this.espSpi = -1;
-    this.ahSpi = -1;
+    this.lastEsp.spi = -1;
+    this.lastAh.spi = -1;
     for (const s of states) {
       const b = s.bundle;
       if (b.direction !== 'inbound' && !anyDirection) continue;
@@ -103,27 +111,19 @@ export class Sad {
     // IPv4: the last answer per protocol is kept (a capture is mostly runs of one flow)
     const dst = (d[dstOff]! << 24) | (d[dstOff + 1]! << 16) | (d[dstOff + 2]! << 8) | d[dstOff + 3]!;
     const src = (d[srcOff]! << 24) | (d[srcOff + 1]! << 16) | (d[srcOff + 2]! << 8) | d[srcOff + 3]!;
-    if (isAh) {
-      if (spi === this.ahSpi && dst === this.ahDst && src === this.ahSrc) return this.ahRes;
-      const r = this.find(true, spi, d, dstOff, srcOff, 4);
-      this.ahSpi = spi; this.ahDst = dst; this.ahSrc = src; this.ahRes = r;
-      return r;
-    }
-    if (spi === this.espSpi && dst === this.espDst && src === this.espSrc) return this.espRes;
-    const r = this.find(false, spi, d, dstOff, srcOff, 4);
-    this.espSpi = spi; this.espDst = dst; this.espSrc = src; this.espRes = r;
+    const last = isAh ? this.lastAh : this.lastEsp;
+    if (spi === last.spi && dst === last.dst && src === last.src) return last.res;
+    const r = this.find(isAh, spi, d, dstOff, srcOff, 4);
+    last.spi = spi;
+    last.dst = dst;
+    last.src = src;
+    last.res = r;
     return r;
   }
 
-  /** The last IPv4 lookup per protocol and its answer; SPI -1 = none (reset by rebuild). */
-  private espSpi = -1;
-  private espDst = 0;
-  private espSrc = 0;
-  private espRes: BundleState | null = null;
-  private ahSpi = -1;
-  private ahDst = 0;
-  private ahSrc = 0;
-  private ahRes: BundleState | null = null;
+  /** The last IPv4 lookup per protocol and its answer (reset by rebuild). */
+  private readonly lastEsp = new LastLookup();
+  private readonly lastAh = new LastLookup();
 
   private find(isAh: boolean, spi: number, d: Uint8Array, dstOff: number, srcOff: number, addrLen: number): BundleState | null {
     const list = (isAh ? this.ah : this.esp).get(spi);

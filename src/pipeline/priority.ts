@@ -8,8 +8,8 @@
  *
  * So the helpers are made SCHED_BATCH (the addon's threadBatch): the same CPU share as before,
  * against this process and every other one, but their wake-ups no longer preempt a running
- * thread. The main thread then waited 0.24-0.31 s in ~1200-1300 slices, and runs took 4-9 % less
- * wall time (npm run bench prints the comparison). With a CPU-bound process beside it, no change
+ * thread. The main thread then waited 0.24-0.31 s in ~1200-1300 slices, and runs took 4-14 % less
+ * wall time (9 interleaved runs each: 3.98 -> 3.41 s; npm run bench prints the comparison). With a CPU-bound process beside it, no change
  * (11 interleaved runs each: 5.56 s and 5.51 s). Nice values were tried too: helpers at +5..+19
  * helped as much on an idle machine but were slower beside a CPU-bound process (less CPU share).
  *
