@@ -9,10 +9,10 @@
  * File targets are written to a temporary name beside the target and renamed on `close()`, so
  * a failed run never leaves a file that looks complete.
  */
-import { open as fsOpen, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open as fsOpen, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { linkTypeName } from './linktypes.js';
-import { trackTmp, untrackTmp } from './tmpfiles.js';
+import { replaceFile, trackTmp, untrackTmp } from './tmpfiles.js';
 import { encodePcapHeader, encodePcapRecord, encodePcapRecordHeader, PCAP_HEADER_LEN, PCAP_RECORD_HEADER_LEN } from './pcap.js';
 import { type CommentEncoder, encodeEpb, encodeEpbReserved, encodeIdb, encodeShb, epbSize } from './pcapng.js';
 import { SEC_FRAC, tsToSecFrac } from './timestamp.js';
@@ -159,7 +159,7 @@ class FileSink implements Sink {
     await this.wait();
     if (this.error !== null) return;
     await this.fh.close();
-    await rename(this.tmp, this.target);
+    await replaceFile(this.tmp, this.target);
     untrackTmp(this.tmp);
   }
 

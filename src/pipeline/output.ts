@@ -3,9 +3,9 @@
  * renamed when complete, removed on failure. '-' writes to standard output.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { rename, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { trackTmp, untrackTmp } from '../capture/tmpfiles.js';
+import { replaceFile, trackTmp, untrackTmp } from '../capture/tmpfiles.js';
 
 /** Bytes gathered before a write to the OS. */
 const OUT_BUF = 1 << 20;
@@ -134,7 +134,7 @@ export class OutputFile {
     if (this.tmp === null) return;
     await new Promise<void>((res, rej) => (this.stream as WriteStream).end((e?: Error | null) => (e ? rej(e) : res())));
     if (this.error) throw this.error;
-    await rename(this.tmp, this.target);
+    await replaceFile(this.tmp, this.target);
     untrackTmp(this.tmp);
   }
 
