@@ -32,6 +32,10 @@
  *   threadBatch(tid) -> bool             thread `tid` of this process (Linux) scheduled as
  *                                        SCHED_BATCH: same CPU share, but its wake-ups do not
  *                                        preempt a running thread (src/pipeline/priority.ts)
+ *   pipeSize(fd, bytes) -> size          make pipe `fd` hold `bytes` (Linux F_SETPIPE_SZ): its
+ *                                        size after, or -errno (-ENOSYS elsewhere)
+ *   readable(fd) -> 1 | 0 | -errno | null  a read of `fd` would not block now (bytes, end of input
+ *                                        or an error to report): poll() with no wait; null off Linux
  */
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
@@ -54,12 +58,19 @@
 #include <string.h>
 #ifdef __linux__
 #include <sched.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#undef R_OK /* <fcntl.h> may bring access()'s modes: R_OK is a result code here */
+#ifndef F_SETPIPE_SZ
+#define F_SETPIPE_SZ 1031 /* <fcntl.h> defines it under _GNU_SOURCE only */
+#endif
 #ifndef SCHED_BATCH
 #define SCHED_BATCH 3 /* <sched.h> defines it under _GNU_SOURCE only */
 #endif
 #endif
 
-#define ABI_VERSION 6
+#define ABI_VERSION 7
 
 enum { R_OK = 0, R_AUTH = 1, R_LEN = 2, R_INT = 3 };
 
@@ -1527,6 +1538,59 @@ static napi_value js_thread_batch(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * pipeSize(fd, bytes) -> the pipe's size after asking for `bytes` (Linux F_SETPIPE_SZ, rounded up
+ * by the kernel), or -errno: -EPERM above the user's limit (/proc/sys/fs/pipe-max-size), -EBADF
+ * for a descriptor that is not a pipe, -ENOSYS off Linux.
+ */
+static napi_value js_pipe_size(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  int32_t fd, bytes, r;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || !get_i32(env, argv[0], &fd) || fd < 0 || !get_i32(env, argv[1], &bytes) || bytes <= 0) return throw_type(env, "pipeSize: a descriptor and a size");
+#if defined(__linux__) && defined(F_SETPIPE_SZ)
+  r = fcntl(fd, F_SETPIPE_SZ, bytes);
+  if (r < 0) r = -errno;
+#else
+  (void)fd;
+  (void)bytes;
+  r = -ENOSYS;
+#endif
+  CHECK(napi_create_int32(env, r, &out));
+  return out;
+}
+
+/*
+ * readable(fd) -> 1 when a read of `fd` would return at once (bytes, the end of the input, an
+ * error), 0 when it would wait, -errno when poll() fails; null off Linux. The reader of a pipe
+ * on standard input asks before each read, so that no read waits in libuv's thread pool (one
+ * that does keeps the process from exiting until the pipe's writer writes or closes).
+ */
+static napi_value js_readable(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  int32_t fd, r;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !get_i32(env, argv[0], &fd) || fd < 0) return throw_type(env, "readable: a descriptor");
+#ifdef __linux__
+  {
+    struct pollfd p;
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    r = poll(&p, 1, 0);
+    r = r < 0 ? -errno : r > 0 ? 1 : 0;
+  }
+  CHECK(napi_create_int32(env, r, &out));
+#else
+  (void)fd;
+  (void)r;
+  CHECK(napi_get_null(env, &out));
+#endif
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"info", NULL, js_info, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1545,6 +1609,8 @@ NAPI_MODULE_INIT() {
     {"emitBatch", NULL, js_emit_batch, NULL, NULL, NULL, napi_enumerable, NULL},
     {"aliasShared", NULL, js_alias_shared, NULL, NULL, NULL, napi_enumerable, NULL},
     {"threadBatch", NULL, js_thread_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"pipeSize", NULL, js_pipe_size, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"readable", NULL, js_readable, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi;
   if (OpenSSL_version_num() >> 28 != 3) { /* built against OpenSSL 3 headers: refuse anything else */

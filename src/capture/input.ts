@@ -8,9 +8,13 @@
  *
  * Regular files are read ahead by ChunkedInput itself: while the caller parses one chunk, the
  * next few are already being read, straight into their own memory at a small headroom offset,
- * so switching chunks costs one copy of the partial record, not of the whole chunk.
+ * so switching chunks costs one copy of the partial record, not of the whole chunk. Standard
+ * input read straight from its descriptor (a pipe, a regular file) gets one read ahead instead:
+ * its next read is issued as soon as the last one is in, into the rest of the current chunk.
  */
+import { read as fsRead } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { fdReadable } from '../crypto/native.js';
 import { sharedChunk } from './shared-memory.js';
 
 /** Where bytes come from. `read` returns 0 only at end of input. */
@@ -23,6 +27,11 @@ export interface ByteSource {
   readAt?(target: Buffer, offset: number, length: number, position: number): Promise<number>;
   /** Discard up to n bytes; returns how many were discarded (less only at end of input). */
   skip(n: number): Promise<number>;
+  /**
+   * Sequential reads that may be issued before their bytes are wanted (ChunkedInput keeps one in
+   * flight): a source whose close() does not wait for a read in flight.
+   */
+  readonly readsAhead?: boolean;
   close(): Promise<void>;
 }
 
@@ -63,6 +72,68 @@ async function discard(src: ByteSource, n: number): Promise<number> {
     done += got;
   }
   return done;
+}
+
+/** A StdinSource was made for fd 0 (process.stdin is then not used). */
+let stdinDirect = false;
+
+/** Standard input is read from its descriptor (StdinSource): process.stdin was never made. */
+export function stdinReadDirectly(): boolean {
+  return stdinDirect;
+}
+
+/**
+ * Standard input read from its descriptor (fd 0) when it is a pipe, a FIFO or a regular file:
+ * each read goes straight into the reader's chunk, up to the whole chunk (a pipe gives what it
+ * holds), instead of 64 KiB stream chunks copied once more. Reads are sequential (position null).
+ * A read is issued only once the descriptor is readable (the addon's poll() without waiting,
+ * then again after 1, 2, 4, 8 ms): a read waiting in libuv's thread pool for a quiet pipe would
+ * keep the process from exiting, even through process.exit(), until the pipe's writer writes or
+ * closes; a wait on a timer ends at close() (a run that stopped early: an interrupt, a broken
+ * capture). Needs the addon (`usable`); close() leaves the descriptor open (it is the process's).
+ */
+export class StdinSource implements ByteSource {
+  readonly readsAhead = true;
+  private closed = false;
+  constructor(private readonly fd = 0) {
+    if (fd === 0) stdinDirect = true;
+  }
+
+  /** The addon can tell whether a read would wait (Linux). */
+  static usable(fd = 0): boolean {
+    return fdReadable(fd) !== null;
+  }
+
+  read(target: Buffer, offset: number, length: number): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      let wait = 0;
+      const attempt = (): void => {
+        if (this.closed) { resolve(0); return; }
+        if (fdReadable(this.fd) === false) {
+          wait = wait === 0 ? 1 : Math.min(wait * 2, 8);
+          setTimeout(attempt, wait);
+          return;
+        }
+        fsRead(this.fd, target, offset, length, null, (e, n) => {
+          // a descriptor left non-blocking by whoever opened it: wait as for a quiet pipe
+          if (e && e.code === 'EAGAIN') { setTimeout(attempt, 1); return; }
+          if (e) reject(e);
+          else resolve(n);
+        });
+      };
+      attempt();
+    });
+  }
+
+  skip(n: number): Promise<number> {
+    return discard(this, n);
+  }
+
+  close(): Promise<void> {
+    // a read waiting for a quiet pipe stops at its next look (the descriptor stays open)
+    this.closed = true;
+    return Promise.resolve();
+  }
 }
 
 /** Any Node readable stream (stdin, a pipe) or async iterable of byte chunks. */
@@ -184,6 +255,12 @@ export class ChunkedInput {
    */
   private readonly retired: Buffer[] = [];
   private readonly spare: Buffer[] = [];
+  /**
+   * Sources that read ahead (ByteSource.readsAhead): the read issued into `buf[end..]` before its
+   * bytes were asked for, and what it got once in (-1 while in flight).
+   */
+  private early: Promise<number> | null = null;
+  private earlyGot = -1;
 
   constructor(
     private readonly source: ByteSource,
@@ -316,6 +393,10 @@ export class ChunkedInput {
       return true;
     }
     while (this.end - this.pos < n) {
+      if (this.early !== null) {
+        await this.takeEarly();
+        continue;
+      }
       if (this.eof) return false;
       const room = this.buf.length - this.end;
       if (this.buf.length - this.pos < n || room < Math.min(MIN_READ, this.chunkSize)) this.renew(n);
@@ -327,7 +408,44 @@ export class ChunkedInput {
       this.end += got;
       this.bytesRead += got;
     }
+    this.readEarly();
     return true;
+  }
+
+  /**
+   * Sources that read ahead: issue the next read into the rest of the current chunk now, so that
+   * its bytes (a pipe's whole content, up to the chunk) are in by the time the parser wants them.
+   * Never while one is in flight; the chunk is not replaced until it is in (ensure, skip).
+   */
+  private readEarly(): void {
+    if (this.source.readsAhead !== true || this.early !== null || this.eof) return;
+    const room = this.buf.length - this.end;
+    if (room < Math.min(MIN_READ, this.chunkSize)) return;
+    const p = this.source.read(this.buf, this.end, room);
+    this.early = p;
+    this.earlyGot = -1;
+    p.then((n) => { if (this.early === p) this.earlyGot = n; }, () => { if (this.early === p) this.earlyGot = 0; });
+  }
+
+  /** The read issued early is in: its bytes are at `end` (or the input ended). */
+  private async takeEarly(): Promise<void> {
+    const p = this.early!;
+    this.early = null;
+    const got = await p;
+    if (got === 0) {
+      this.eof = true;
+      return;
+    }
+    this.end += got;
+    this.bytesRead += got;
+  }
+
+  /**
+   * More input can be had without waiting for the source: a read issued early is in (bytes or
+   * the end). The reader then parses on instead of handing out a short batch.
+   */
+  get moreReady(): boolean {
+    return this.early !== null && this.earlyGot >= 0;
   }
 
   /**
@@ -358,6 +476,10 @@ export class ChunkedInput {
     if (have >= n) {
       this.pos += n;
       return true;
+    }
+    if (this.early !== null) {
+      await this.takeEarly();
+      return this.skip(n);
     }
     this.pos = this.end;
     let want = n - have;
@@ -407,6 +529,9 @@ export class ChunkedInput {
 
   async close(): Promise<void> {
     for (const a of this.ahead.splice(0)) await a.p.catch(() => 0);
+    // a read issued early may wait on a quiet pipe for ever: not waited for (readsAhead sources)
+    if (this.early !== null) this.early.catch(() => 0);
+    this.early = null;
     return this.source.close();
   }
 }

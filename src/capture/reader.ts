@@ -8,8 +8,10 @@
  * file's content throws: corruption becomes `warnings` (with byte offsets), `truncated`, and
  * counters; only I/O errors from the operating system propagate.
  */
+import { fstatSync } from 'node:fs';
 import { open as fsOpen } from 'node:fs/promises';
-import { ChunkedInput, FileSource, IterableSource, type ByteSource } from './input.js';
+import { setPipeSize } from '../crypto/native.js';
+import { ChunkedInput, FileSource, IterableSource, StdinSource, type ByteSource } from './input.js';
 import { PcapParser, pcapMagic, PCAP_HEADER_LEN, PCAP_MAGIC_MODIFIED } from './pcap.js';
 import { BT_SHB, BYTE_ORDER_MAGIC, PcapngParser } from './pcapng.js';
 import { type FormatParser, PARSE_FULL, PARSE_SKIP, PARSE_STOP, ReaderState } from './state.js';
@@ -120,7 +122,8 @@ class Reader implements CaptureReader {
         continue;
       }
       // r > 0: the next record needs r bytes; hand out what we have before waiting for input
-      if (out.length > 0) break;
+      // (a read already in is not waiting: from a pipe, batches then fill as from a file)
+      if (out.length > 0 && !inp.moreReady) break;
       if (!(await inp.ensure(r))) {
         const tail = inp.end - inp.pos;
         if (tail > 0) {
@@ -161,7 +164,8 @@ function describeStart(b: Buffer): string {
   return `starts with 0x${head.toString('hex')}`;
 }
 
-async function openSource(
+/** Open a capture from any byte source (capture/input.ts); `label` names it in messages. */
+export async function openSource(
   source: ByteSource,
   label: string,
   totalBytes: number | null,
@@ -207,6 +211,12 @@ async function openSource(
 }
 
 /**
+ * Standard input as a pipe is made this large (Linux's default limit for a user, pipe-max-size):
+ * a read then takes up to 1 MiB where the writer is ahead, instead of 64 KiB.
+ */
+const STDIN_PIPE_BYTES = 1 << 20;
+
+/**
  * Open a capture file (or standard input for `'-'`) and recognise its format by content.
  * @param input a path, or `'-'` for stdin.
  * @throws CaptureFormatError (code `ERR_CAPTURE_FORMAT`) when the input is not a capture;
@@ -216,7 +226,19 @@ async function openSource(
  * for (let b = await r.nextBatch(256); b; b = await r.nextBatch(256)) for (const f of b) use(f);
  */
 export async function openCapture(input: string, opts: OpenOptions = {}): Promise<CaptureReader> {
-  if (input === '-') return openCaptureStream(process.stdin, 'stdin', opts);
+  if (input === '-') {
+    // a pipe or a file: read from the descriptor (the pipe made larger), with the addon on
+    // Linux (input.ts: StdinSource); a terminal, a socket, or no addon: through process.stdin
+    let direct = false;
+    try {
+      const st = fstatSync(0);
+      direct = (st.isFIFO() || st.isFile()) && StdinSource.usable(0);
+      if (direct && st.isFIFO()) setPipeSize(0, STDIN_PIPE_BYTES);
+    } catch {
+      direct = false;
+    }
+    return direct ? openSource(new StdinSource(0), 'stdin', null, opts) : openCaptureStream(process.stdin, 'stdin', opts);
+  }
   const fh = await fsOpen(input, 'r');
   let size: number | null = null;
   try {

@@ -12,6 +12,7 @@ import type { SaDocument } from '../sa/model.js';
 import { runCapture, type RunOptions, type RunResult, type StopSignal } from '../pipeline/run.js';
 import { CaptureFormatError } from '../capture/reader.js';
 import { CaptureWriteError } from '../capture/writer.js';
+import { stdinReadDirectly } from '../capture/input.js';
 import { formatSummary } from './summary.js';
 import { caps, saCheck, saExport, saImport } from './sa-commands.js';
 import * as cryptoIndex from '../crypto/index.js';
@@ -197,7 +198,7 @@ async function runPath(path: 'rx' | 'tx', inArg: string | undefined, o: PathOpts
   if (json) process.stderr.write(JSON.stringify({ path, input, output, oob: opts.oob, seconds: secs, maxRssMB: process.resourceUsage().maxRSS / 1024, truncated: res.truncated, interrupted: res.interrupted, outputClosedByPeer: res.outputClosedByPeer, oobClosedByPeer: res.oobClosedByPeer, skippedRecords: res.skippedRecords, warnings: res.warnings, ...res.stats.toJSON() }) + '\n');
   else if (!quiet) process.stderr.write(formatSummary(path, input, output, opts.oob, res, secs, replayWindow) + '\n');
   if (res.interrupted) {
-    if (input === '-') process.stdin.destroy();
+    if (input === '-' && !stdinReadDirectly()) process.stdin.destroy();
     if (!quiet) process.stderr.write(style.warn(`interrupted: the outputs hold the first ${res.stats.framesIn} frames`) + '\n');
     return 130;
   }

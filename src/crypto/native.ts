@@ -18,7 +18,7 @@ import { envFlag } from '../env.js';
 import type { AhParams, AhTransform, EspParams, EspTransform, OpenResult } from './types.js';
 
 /** The addon's JS-facing API version this loader speaks (ABI_VERSION in the C file). */
-const EXPECTED_ABI = 6;
+const EXPECTED_ABI = 7;
 const ADDON_FILE = join('build', 'Release', 'ipsecov2_native.node');
 
 type Ctx = object;
@@ -37,6 +37,8 @@ interface Addon {
   aliasShared(view: Uint8Array): ArrayBuffer;
   /** Thread `tid` of this process scheduled as SCHED_BATCH (Linux; only from SCHED_OTHER)? */
   threadBatch(tid: number): boolean;
+  pipeSize(fd: number, bytes: number): number;
+  readable(fd: number): number | null;
   /** Cipher contexts made from now on call the provider's functions directly (true) or use EVP; returns the previous setting. */
   setDirect(on?: boolean | null): boolean;
   /** Cipher contexts made so far: [with direct provider calls, through EVP]. */
@@ -101,6 +103,29 @@ export function aliasSharedMemory(sab: SharedArrayBuffer): ArrayBuffer | null {
 export function setThreadBatch(tid: number): boolean {
   const a = load();
   return a !== null && a.threadBatch(tid);
+}
+
+/**
+ * Make pipe `fd` hold `bytes` (Linux F_SETPIPE_SZ): its size after, or null without the addon or
+ * when refused (not a pipe, over the user's limit, not Linux).
+ */
+export function setPipeSize(fd: number, bytes: number): number | null {
+  const a = load();
+  if (a === null) return null;
+  const r = a.pipeSize(fd, bytes);
+  return r > 0 ? r : null;
+}
+
+/**
+ * Would a read of `fd` return at once (bytes, end of input, an error)? true / false; null
+ * without the addon or off Linux (the caller cannot ask: see capture/input.ts, StdinSource).
+ */
+export function fdReadable(fd: number): boolean | null {
+  const a = load();
+  if (a === null) return null;
+  const r = a.readable(fd);
+  // poll() failing: a read reports the error at once
+  return r === null ? null : r !== 0;
 }
 
 /** True when the native addon is loaded and will be used. */

@@ -1,0 +1,211 @@
+/**
+ * Standard input read from its descriptor (capture/input.ts: StdinSource) when it is a pipe or a
+ * regular file: one read issued ahead into the rest of the chunk, batches that fill when the
+ * input is there (not one short batch per 64 KiB read), the same output bytes as from the file,
+ * the pipe made 1 MiB, no read left waiting in libuv's pool (a run that stops early on a pipe
+ * whose writer stays open still exits at once), and the addon's pipeSize/readable it relies on.
+ */
+import { strict as assert } from 'node:assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, constants } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ChunkedInput, type ByteSource } from '../src/capture/input.js';
+import { openSource } from '../src/capture/reader.js';
+import { fdReadable, nativeAvailable, setPipeSize } from '../src/crypto/native.js';
+import { buildPcap, repoRoot } from './helpers/capture-util.js';
+import { makeSyntheticEsp } from './helpers/synthetic-esp.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ipsecov2-stdin-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const BIN = join(repoRoot(), 'bin/ipsecov2');
+const linuxAddon = process.platform === 'linux' && nativeAvailable();
+
+/**
+ * A source reading `data` in pieces of `piece` bytes, each read settled when `gate` lets it
+ * (at once by default); it counts the reads it was asked for.
+ */
+class PieceSource implements ByteSource {
+  readonly readsAhead = true;
+  reads = 0;
+  private at = 0;
+  gate: (() => Promise<void>) | null = null;
+  constructor(private readonly data: Buffer, private readonly piece: number) {}
+  async read(target: Buffer, offset: number, length: number): Promise<number> {
+    this.reads++;
+    if (this.gate) await this.gate();
+    const n = Math.min(length, this.piece, this.data.length - this.at);
+    this.data.copy(target, offset, this.at, this.at + n);
+    this.at += n;
+    return n;
+  }
+  skip(): Promise<number> {
+    throw new Error('not used');
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('ChunkedInput: a read issued ahead (readsAhead sources)', () => {
+  it('after ensure, the next read is in flight into the rest of the chunk; its bytes come in order', async () => {
+    const data = Buffer.from(Array.from({ length: 100_000 }, (_, i) => i & 0xff));
+    const src = new PieceSource(data, 10_000);
+    const inp = new ChunkedInput(src, 1 << 20);
+    assert.equal(await inp.ensure(100), true);
+    assert.equal(inp.end - inp.pos, 10_000, 'one read');
+    assert.equal(src.reads, 2, 'and the next one issued');
+    await tick();
+    assert.equal(inp.moreReady, true, 'in, not yet taken');
+    assert.equal(await inp.ensure(15_000), true);
+    assert.equal(inp.end - inp.pos, 20_000);
+    assert.ok(inp.buf.subarray(inp.pos, inp.end).equals(data.subarray(0, 20_000)));
+  });
+
+  it('moreReady stays false while the read waits, and ensure then waits for it', async () => {
+    const data = Buffer.alloc(50_000, 7);
+    const src = new PieceSource(data, 10_000);
+    const inp = new ChunkedInput(src, 1 << 20);
+    await inp.ensure(1);
+    let open!: () => void;
+    src.gate = () => new Promise<void>((r) => { open = r; });
+    // the read issued ahead is the second one: it had no gate; take it, then the third waits
+    await tick();
+    assert.equal(await inp.ensure(20_000), true);
+    assert.equal(src.reads, 3);
+    await tick();
+    assert.equal(inp.moreReady, false, 'the third read waits');
+    const more = inp.ensure(30_000);
+    open();
+    assert.equal(await more, true);
+    assert.equal(inp.end - inp.pos, 30_000);
+  });
+
+  it('skip takes the read in flight first; the end of input is seen once', async () => {
+    const data = Buffer.from(Array.from({ length: 30_000 }, (_, i) => (i * 7) & 0xff));
+    const src = new PieceSource(data, 10_000);
+    const inp = new ChunkedInput(src, 1 << 20);
+    await inp.ensure(1);
+    assert.equal(await inp.skip(15_000), true);
+    assert.equal(inp.offset, 15_000);
+    assert.equal(await inp.ensure(15_000), true);
+    assert.ok(inp.buf.subarray(inp.pos, inp.pos + 15_000).equals(data.subarray(15_000)));
+    inp.pos = inp.end;
+    assert.equal(await inp.ensure(1), false);
+    assert.equal(inp.eof, true);
+  });
+
+  it('close does not wait for a read that never comes', async () => {
+    const src = new PieceSource(Buffer.alloc(20_000), 10_000);
+    const inp = new ChunkedInput(src, 1 << 20);
+    await inp.ensure(1);
+    src.gate = () => new Promise<void>(() => undefined); // never
+    await inp.ensure(15_000); // takes the second read, issues a third that never settles
+    await inp.close();
+  });
+});
+
+describe('reader: batches from a source that reads ahead', () => {
+  const frames = Array.from({ length: 3000 }, (_, i) => ({ sec: 1700000000, frac: i, data: Buffer.alloc(200, i & 0xff) }));
+  const pcap = buildPcap(frames, { nano: true });
+
+  it('bytes already in: batches fill to the limit, not one read each', async () => {
+    const src = new PieceSource(pcap, 4096);
+    const r = await openSource(src, 'test', null, {});
+    const sizes: number[] = [];
+    for (let b = await r.nextBatch(1000); b; b = await r.nextBatch(1000)) sizes.push(b.length);
+    await r.close();
+    assert.equal(sizes.reduce((a, b) => a + b, 0), 3000);
+    assert.ok(sizes.length <= 6, `batches: ${sizes.join(' ')} (a read holds ~19 frames)`);
+  });
+
+  it('bytes still on their way: what is there is handed out without waiting', async () => {
+    const src = new PieceSource(pcap, 4096);
+    const r = await openSource(src, 'test', null, {});
+    let release!: () => void;
+    src.gate = () => new Promise<void>((res) => { release = res; });
+    const first = await r.nextBatch(1000);
+    assert.ok(first !== null && first.length > 0 && first.length < 40, `first batch ${first?.length}`);
+    src.gate = null;
+    release();
+    let n = first.length;
+    for (let b = await r.nextBatch(1000); b; b = await r.nextBatch(1000)) n += b.length;
+    await r.close();
+    assert.equal(n, 3000);
+  });
+});
+
+describe('the addon: pipeSize, readable', { skip: linuxAddon ? false : 'Linux with the addon' }, () => {
+  it('a FIFO made 1 MiB; readable only with bytes in it; a file is no pipe', () => {
+    const fifo = join(dir, 'fifo-addon');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    // read-write: both ends in one descriptor, no waiting for a peer
+    const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    try {
+      assert.ok((setPipeSize(fd, 1 << 20) ?? 0) >= 1 << 20);
+      assert.equal(fdReadable(fd), false);
+      writeSync(fd, Buffer.from('bytes'));
+      assert.equal(fdReadable(fd), true);
+    } finally {
+      closeSync(fd);
+    }
+    const file = join(dir, 'plain-file');
+    writeFileSync(file, 'x');
+    const ffd = openSync(file, 'r');
+    try {
+      assert.equal(setPipeSize(ffd, 1 << 20), null);
+      assert.equal(fdReadable(ffd), true);
+    } finally {
+      closeSync(ffd);
+    }
+  });
+});
+
+describe('CLI: rx from standard input', { skip: linuxAddon ? false : 'Linux with the addon' }, () => {
+  const setup = makeSyntheticEsp(dir, 6000);
+  const rx = (input: string, out: string, stdin: 'file' | 'pipe' | null): { status: number | null; stderr: string; json: { framesIn: number; cryptoBatchesInline: number; cryptoBatchesOnWorkers: number } } => {
+    const args = [BIN, 'rx', '--sa', join(dir, 'sa.yaml'), '--any-direction', stdin ? '-' : input, '-w', `${out}.pcapng`, '--oob', `${out}.jsonl`, '--json'];
+    const r = stdin === 'pipe'
+      ? spawnSync('sh', ['-c', 'cat "$0" | "$@"', input, process.execPath, ...args], { encoding: 'utf8' })
+      : spawnSync(process.execPath, args, { encoding: 'utf8', stdio: [stdin === 'file' ? openSync(input, 'r') : 'ignore', 'ignore', 'pipe'] });
+    return { status: r.status, stderr: r.stderr, json: JSON.parse(r.stderr.trim().split('\n').pop()!) };
+  };
+
+  it('a pipe and a redirected file give the bytes a file gives; a redirected file is read in whole chunks', async () => {
+    const { input } = await setup;
+    const f = rx(input, join(dir, 'f'), null);
+    const p = rx(input, join(dir, 'p'), 'pipe');
+    const s = rx(input, join(dir, 's'), 'file');
+    for (const r of [f, p, s]) assert.equal(r.status, 0, r.stderr);
+    for (const x of ['p', 's']) {
+      assert.ok(readFileSync(join(dir, `${x}.pcapng`)).equals(readFileSync(join(dir, 'f.pcapng'))), x);
+      assert.ok(readFileSync(join(dir, `${x}.jsonl`)).equals(readFileSync(join(dir, 'f.jsonl'))), x);
+    }
+    const batches = (j: typeof f.json): number => j.cryptoBatchesInline + j.cryptoBatchesOnWorkers;
+    // before: 64 KiB stream chunks, one short batch each
+    assert.ok(batches(s.json) <= batches(f.json) + 2, `stdin file ${batches(s.json)} batches, file ${batches(f.json)}`);
+  });
+
+  it('a broken capture on a pipe whose writer stays open: the run ends at once, exit 1', async () => {
+    // the demo capture with its third packet block's length made 7: the reader stops there
+    const demo = join(repoRoot(), 'fixtures/demo');
+    const bytes = Buffer.from(readFileSync(join(demo, 'demo.pcapng')));
+    for (let off = 0, epb = 0; off + 8 <= bytes.length; off += bytes.readUInt32LE(off + 4)) {
+      if (bytes.readUInt32LE(off) === 6 && ++epb === 3) { bytes.writeUInt32LE(7, off + 4); break; }
+    }
+    const broken = join(dir, 'broken.pcapng');
+    writeFileSync(broken, bytes);
+    // a real pipe (spawn's own stdio pipes are socket pairs); its writer sleeps 30 s after the bytes
+    const sh = spawn('sh', ['-c', '(cat "$0"; exec sleep 30) | { "$@"; echo "EXIT $?" >&2; }', broken, process.execPath, BIN, 'rx', '--sa', join(demo, 'demo-sas.yaml'), '-', '-w', join(dir, 'b.pcapng')], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    let stderr = '';
+    const t0 = Date.now();
+    const ms = await new Promise<number>((res) => sh.stderr.on('data', (c: Buffer) => { stderr += c.toString(); if (/EXIT \d+/.test(stderr)) res(Date.now() - t0); }));
+    process.kill(-sh.pid!, 'SIGTERM'); // the sleeping writer: this test's own process group
+    assert.match(stderr, /EXIT 1/, stderr);
+    assert.match(stderr, /invalid length 7; stopped reading/);
+    assert.ok(ms < 5000, `exited after ${ms} ms with the pipe still open`);
+  });
+});
