@@ -189,6 +189,19 @@ describe('CLI: rx from standard input', { skip: linuxAddon ? false : 'Linux with
     assert.ok(batches(s.json) <= batches(f.json) + 2, `stdin file ${batches(s.json)} batches, file ${batches(f.json)}`);
   });
 
+  it('the pipes on standard input and output are made 1 MiB (F_GETPIPE_SZ, read by python3 at the other end)', async (t) => {
+    if (spawnSync('python3', ['-c', 'import fcntl']).status !== 0) { t.skip('no python3'); return; }
+    const { input } = await setup;
+    const getSize = 'import fcntl, sys; f = sys.argv[1]; fd = int(sys.argv[2])';
+    // writer: the whole capture, then the size of the pipe it wrote into (grown by the reader first)
+    const feed = `${getSize}\nimport os\nd = open(f, "rb").read()\nmv = memoryview(d)\nwhile mv: mv = mv[os.write(fd, mv):]\nprint(fcntl.fcntl(fd, 1032), file=sys.stderr)`;
+    // reader of standard output: everything, then the size of its pipe
+    const drain = `${getSize}\nsys.stdin.buffer.read()\nprint(fcntl.fcntl(fd, 1032), file=sys.stderr)`;
+    const sh = spawnSync('sh', ['-c', `python3 -c '${feed}' '${input}' 1 | '${process.execPath}' '${BIN}' rx --sa '${join(dir, 'sa.yaml')}' --any-direction - -w - --quiet | python3 -c '${drain}' - 0`], { encoding: 'utf8' });
+    assert.equal(sh.status, 0, sh.stderr);
+    assert.deepEqual(sh.stderr.trim().split('\n'), [String(1 << 20), String(1 << 20)]);
+  });
+
   it('a broken capture on a pipe whose writer stays open: the run ends at once, exit 1', async () => {
     // the demo capture with its third packet block's length made 7: the reader stops there
     const demo = join(repoRoot(), 'fixtures/demo');

@@ -10,7 +10,7 @@
  */
 import { fstatSync } from 'node:fs';
 import { open as fsOpen } from 'node:fs/promises';
-import { setPipeSize } from '../crypto/native.js';
+import { growPipe } from './pipe.js';
 import { ChunkedInput, FileSource, IterableSource, StdinSource, type ByteSource } from './input.js';
 import { PcapParser, pcapMagic, PCAP_HEADER_LEN, PCAP_MAGIC_MODIFIED } from './pcap.js';
 import { BT_SHB, BYTE_ORDER_MAGIC, PcapngParser } from './pcapng.js';
@@ -211,12 +211,6 @@ export async function openSource(
 }
 
 /**
- * Standard input as a pipe is made this large (Linux's default limit for a user, pipe-max-size):
- * a read then takes up to 1 MiB where the writer is ahead, instead of 64 KiB.
- */
-const STDIN_PIPE_BYTES = 1 << 20;
-
-/**
  * Open a capture file (or standard input for `'-'`) and recognise its format by content.
  * @param input a path, or `'-'` for stdin.
  * @throws CaptureFormatError (code `ERR_CAPTURE_FORMAT`) when the input is not a capture;
@@ -233,7 +227,7 @@ export async function openCapture(input: string, opts: OpenOptions = {}): Promis
     try {
       const st = fstatSync(0);
       direct = (st.isFIFO() || st.isFile()) && StdinSource.usable(0);
-      if (direct && st.isFIFO()) setPipeSize(0, STDIN_PIPE_BYTES);
+      if (direct) growPipe(0);
     } catch {
       direct = false;
     }

@@ -12,6 +12,7 @@
 import { open as fsOpen, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { linkTypeName } from './linktypes.js';
+import { growPipe } from './pipe.js';
 import { replaceFile, trackTmp, untrackTmp } from './tmpfiles.js';
 import { encodePcapHeader, encodePcapRecord, encodePcapRecordHeader, PCAP_HEADER_LEN, PCAP_RECORD_HEADER_LEN } from './pcap.js';
 import { type CommentEncoder, encodeEpb, encodeEpbReserved, encodeIdb, encodeShb, epbSize } from './pcapng.js';
@@ -521,7 +522,10 @@ class Writer implements CaptureWriter {
  * await w.flush(); await w.close();
  */
 export async function createCaptureWriter(target: string, opts: WriterOptions): Promise<CaptureWriter> {
-  if (target === '-') return new Writer(new StreamSink(process.stdout, false), 'stdout', opts);
+  if (target === '-') {
+    growPipe(1);
+    return new Writer(new StreamSink(process.stdout, false), 'stdout', opts);
+  }
   const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
   const fh = await fsOpen(tmp, 'w');
   trackTmp(tmp);

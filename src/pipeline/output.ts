@@ -5,6 +5,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { growPipe } from '../capture/pipe.js';
 import { replaceFile, trackTmp, untrackTmp } from '../capture/tmpfiles.js';
 
 /** Bytes gathered before a write to the OS. */
@@ -37,7 +38,10 @@ export class OutputFile {
   }
 
   static async open(target: string): Promise<OutputFile> {
-    if (target === '-') return new OutputFile(target, process.stdout, null);
+    if (target === '-') {
+      growPipe(1);
+      return new OutputFile(target, process.stdout, null);
+    }
     const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
     // A high-water mark of a few output buffers: flush() then waits only when the disk is really
     // behind, so OOB writing overlaps with processing.
