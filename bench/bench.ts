@@ -467,7 +467,11 @@ async function main(): Promise<void> {
         if ((piped.outcomes.CRYPTO_SUCCESS ?? 0) !== piped.frames) throw new Error(`not every frame decrypted from stdin: ${JSON.stringify(piped.outcomes)}`);
         target(`rx ${name} 1400 B, ${(size / 1e9).toFixed(2)} GB from standard input, ${NCPU} workers: peak RSS < 150 MB`, piped.maxRssMB, 150, (v) => `${v.toFixed(0)} MB`, true);
         console.log(`| ${NCPU}, from standard input (one run) | ${piped.seconds.toFixed(2)} | ${fmtRate(piped.frames, piped.seconds)} | ${gbit(piped.frames * 1400, piped.seconds)} | ${piped.maxRssMB.toFixed(0)} | ${piped.nativeOutputFrames} | – |`);
-        // a re-run onto the outputs of the run before (tmpfiles.ts: replaceFile), against a fresh run
+        // a re-run onto the outputs of the run before (tmpfiles.ts: replaceFile), once those are on
+        // disk (untimed sync), as when a user re-runs later: with the 2.6 GB of them still dirty in
+        // the page cache, the new run's 2.6 GB went over the kernel's dirty limit (20 % of memory
+        // here) and its writes waited for the disk (17.7 s in one bench run, 3.95 s fresh)
+        spawnSync('sync');
         const rerun = runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(NCPU)], undefined, undefined, true);
         waitForOldCopies();
         console.log(`| ${NCPU}, onto the outputs of the run before (one run) | ${rerun.seconds.toFixed(2)} | ${fmtRate(rerun.frames, rerun.seconds)} | ${gbit(rerun.frames * 1400, rerun.seconds)} | ${rerun.maxRssMB.toFixed(0)} | ${rerun.nativeOutputFrames} | – |`);
