@@ -189,6 +189,41 @@ describe('CLI: rx from standard input', { skip: linuxAddon ? false : 'Linux with
     assert.ok(batches(s.json) <= batches(f.json) + 2, `stdin file ${batches(s.json)} batches, file ${batches(f.json)}`);
   });
 
+  it('a FIFO given by path: the bytes a file gives; a broken capture with its writer still open ends the run at once', async () => {
+    const { input } = await setup;
+    const fifo = join(dir, 'in.fifo');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    const feeder = spawn('sh', ['-c', 'cat "$0" > "$1"', input, fifo], { stdio: 'ignore' });
+    const r = spawnSync(process.execPath, [BIN, 'rx', '--sa', join(dir, 'sa.yaml'), '--any-direction', fifo, '-w', join(dir, 'q.pcapng'), '--oob', join(dir, 'q.jsonl'), '--quiet'], { encoding: 'utf8' });
+    await new Promise((res) => feeder.on('exit', res));
+    assert.equal(r.status, 0, r.stderr);
+    const f = rx(input, join(dir, 'f2'), null);
+    assert.equal(f.status, 0, f.stderr);
+    assert.ok(readFileSync(join(dir, 'q.pcapng')).equals(readFileSync(join(dir, 'f2.pcapng'))));
+    assert.ok(readFileSync(join(dir, 'q.jsonl')).equals(readFileSync(join(dir, 'f2.jsonl'))));
+    // the demo capture cut by an invalid block length, its writer then asleep for 30 s
+    const demo = join(repoRoot(), 'fixtures/demo');
+    const bytes = Buffer.from(readFileSync(join(demo, 'demo.pcapng')));
+    for (let off = 0, epb = 0; off + 8 <= bytes.length; off += bytes.readUInt32LE(off + 4)) {
+      if (bytes.readUInt32LE(off) === 6 && ++epb === 3) { bytes.writeUInt32LE(7, off + 4); break; }
+    }
+    const broken = join(dir, 'broken-fifo.pcapng');
+    writeFileSync(broken, bytes);
+    const writer = spawn('sh', ['-c', '{ cat "$0"; exec sleep 30; } > "$1"', broken, fifo], { stdio: 'ignore', detached: true });
+    const t0 = Date.now();
+    const b = await new Promise<{ code: number | null; stderr: string }>((res) => {
+      const c = spawn(process.execPath, [BIN, 'rx', '--sa', join(demo, 'demo-sas.yaml'), fifo, '-w', join(dir, 'bf.pcapng')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      c.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+      c.on('exit', (code) => res({ code, stderr: err }));
+    });
+    const ms = Date.now() - t0;
+    process.kill(-writer.pid!, 'SIGTERM'); // the sleeping writer: this test's own process group
+    assert.equal(b.code, 1, b.stderr);
+    assert.match(b.stderr, /invalid length 7; stopped reading/);
+    assert.ok(ms < 5000, `exited after ${ms} ms with the FIFO's writer still open`);
+  });
+
   it('the pipes on standard input and output are made 1 MiB (F_GETPIPE_SZ, read by python3 at the other end)', async (t) => {
     if (spawnSync('python3', ['-c', 'import fcntl']).status !== 0) { t.skip('no python3'); return; }
     const { input } = await setup;

@@ -83,19 +83,24 @@ export function stdinReadDirectly(): boolean {
 }
 
 /**
- * Standard input read from its descriptor (fd 0) when it is a pipe, a FIFO or a regular file:
- * each read goes straight into the reader's chunk, up to the whole chunk (a pipe gives what it
- * holds), instead of 64 KiB stream chunks copied once more. Reads are sequential (position null).
+ * A pipe read from its descriptor: standard input when it is a pipe or a regular file, or a FIFO
+ * given by path. Each read goes straight into the reader's chunk, up to the whole chunk (a pipe
+ * gives what it holds), instead of 64 KiB stream chunks copied once more (stdin) or 64 KiB reads
+ * (a FIFO's FileHandle before). Reads are sequential (position null).
  * A read is issued only once the descriptor is readable (the addon's poll() without waiting,
  * then again after 1, 2, 4, 8 ms): a read waiting in libuv's thread pool for a quiet pipe would
  * keep the process from exiting, even through process.exit(), until the pipe's writer writes or
  * closes; a wait on a timer ends at close() (a run that stopped early: an interrupt, a broken
- * capture). Needs the addon (`usable`); close() leaves the descriptor open (it is the process's).
+ * capture). Needs the addon (`usable`). close() calls `release` (a FIFO's FileHandle closes;
+ * standard input stays open: it is the process's).
  */
 export class StdinSource implements ByteSource {
   readonly readsAhead = true;
   private closed = false;
-  constructor(private readonly fd = 0) {
+  constructor(
+    private readonly fd = 0,
+    private readonly release: (() => Promise<void>) | null = null,
+  ) {
     if (fd === 0) stdinDirect = true;
   }
 
@@ -130,9 +135,9 @@ export class StdinSource implements ByteSource {
   }
 
   close(): Promise<void> {
-    // a read waiting for a quiet pipe stops at its next look (the descriptor stays open)
+    // a read waiting for a quiet pipe stops at its next look; none is in libuv's pool
     this.closed = true;
-    return Promise.resolve();
+    return this.release ? this.release() : Promise.resolve();
   }
 }
 

@@ -235,12 +235,19 @@ export async function openCapture(input: string, opts: OpenOptions = {}): Promis
   }
   const fh = await fsOpen(input, 'r');
   let size: number | null = null;
+  let fifo = false;
   try {
     const st = await fh.stat();
     if (st.isFile()) size = st.size;
+    fifo = st.isFIFO() && StdinSource.usable(fh.fd);
   } catch (e) {
     await fh.close().catch(() => undefined);
     throw e;
+  }
+  if (fifo) {
+    // a named pipe: read like standard input (input.ts: StdinSource), the pipe made larger
+    growPipe(fh.fd);
+    return openSource(new StdinSource(fh.fd, () => fh.close()), input, null, opts);
   }
   return openSource(new FileSource(fh, size !== null), input, size, opts);
 }
