@@ -1,5 +1,5 @@
 /**
- * Standard input read from its descriptor (capture/input.ts: StdinSource) when it is a pipe or a
+ * Standard input read from its descriptor (capture/input.ts: FdSource) when it is a pipe or a
  * regular file: one read issued ahead into the rest of the chunk, batches that fill when the
  * input is there (not one short batch per 64 KiB read), the same output bytes as from the file,
  * the pipe made 1 MiB, no read left waiting in libuv's pool (a run that stops early on a pipe

@@ -74,10 +74,10 @@ async function discard(src: ByteSource, n: number): Promise<number> {
   return done;
 }
 
-/** A StdinSource was made for fd 0 (process.stdin is then not used). */
+/** An FdSource was made for fd 0 (process.stdin is then not used). */
 let stdinDirect = false;
 
-/** Standard input is read from its descriptor (StdinSource): process.stdin was never made. */
+/** Standard input is read from its descriptor (FdSource): process.stdin was never made. */
 export function stdinReadDirectly(): boolean {
   return stdinDirect;
 }
@@ -94,7 +94,7 @@ export function stdinReadDirectly(): boolean {
  * capture). Needs the addon (`usable`). close() calls `release` (a FIFO's FileHandle closes;
  * standard input stays open: it is the process's).
  */
-export class StdinSource implements ByteSource {
+export class FdSource implements ByteSource {
   readonly readsAhead = true;
   private closed = false;
   constructor(

@@ -11,7 +11,7 @@
 import { fstatSync } from 'node:fs';
 import { open as fsOpen } from 'node:fs/promises';
 import { growPipe } from './pipe.js';
-import { ChunkedInput, FileSource, IterableSource, StdinSource, type ByteSource } from './input.js';
+import { ChunkedInput, FileSource, IterableSource, FdSource, type ByteSource } from './input.js';
 import { PcapParser, pcapMagic, PCAP_HEADER_LEN, PCAP_MAGIC_MODIFIED } from './pcap.js';
 import { BT_SHB, BYTE_ORDER_MAGIC, PcapngParser } from './pcapng.js';
 import { type FormatParser, PARSE_FULL, PARSE_SKIP, PARSE_STOP, ReaderState } from './state.js';
@@ -222,16 +222,16 @@ export async function openSource(
 export async function openCapture(input: string, opts: OpenOptions = {}): Promise<CaptureReader> {
   if (input === '-') {
     // a pipe or a file: read from the descriptor (the pipe made larger), with the addon on
-    // Linux (input.ts: StdinSource); a terminal, a socket, or no addon: through process.stdin
+    // Linux (input.ts: FdSource); a terminal, a socket, or no addon: through process.stdin
     let direct = false;
     try {
       const st = fstatSync(0);
-      direct = (st.isFIFO() || st.isFile()) && StdinSource.usable(0);
+      direct = (st.isFIFO() || st.isFile()) && FdSource.usable(0);
       if (direct) growPipe(0);
     } catch {
       direct = false;
     }
-    return direct ? openSource(new StdinSource(0), 'stdin', null, opts) : openCaptureStream(process.stdin, 'stdin', opts);
+    return direct ? openSource(new FdSource(0), 'stdin', null, opts) : openCaptureStream(process.stdin, 'stdin', opts);
   }
   const fh = await fsOpen(input, 'r');
   let size: number | null = null;
@@ -239,15 +239,15 @@ export async function openCapture(input: string, opts: OpenOptions = {}): Promis
   try {
     const st = await fh.stat();
     if (st.isFile()) size = st.size;
-    fifo = st.isFIFO() && StdinSource.usable(fh.fd);
+    fifo = st.isFIFO() && FdSource.usable(fh.fd);
   } catch (e) {
     await fh.close().catch(() => undefined);
     throw e;
   }
   if (fifo) {
-    // a named pipe: read like standard input (input.ts: StdinSource), the pipe made larger
+    // a named pipe: read like standard input (input.ts: FdSource), the pipe made larger
     growPipe(fh.fd);
-    return openSource(new StdinSource(fh.fd, () => fh.close()), input, null, opts);
+    return openSource(new FdSource(fh.fd, () => fh.close()), input, null, opts);
   }
   return openSource(new FileSource(fh, size !== null), input, size, opts);
 }

@@ -118,7 +118,7 @@ export function setPipeSize(fd: number, bytes: number): number | null {
 
 /**
  * Would a read of `fd` return at once (bytes, end of input, an error)? true / false; null
- * without the addon or off Linux (the caller cannot ask: see capture/input.ts, StdinSource).
+ * without the addon or off Linux (the caller cannot ask: see capture/input.ts, FdSource).
  */
 export function fdReadable(fd: number): boolean | null {
   const a = load();
