@@ -50,6 +50,17 @@ class PieceSource implements ByteSource {
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+const demo = join(repoRoot(), 'fixtures/demo');
+
+/** The demo capture with its third packet block's length made 7: the reader stops there. */
+function brokenDemo(): Buffer {
+  const bytes = Buffer.from(readFileSync(join(demo, 'demo.pcapng')));
+  for (let off = 0, epb = 0; off + 8 <= bytes.length; off += bytes.readUInt32LE(off + 4)) {
+    if (bytes.readUInt32LE(off) === 6 && ++epb === 3) { bytes.writeUInt32LE(7, off + 4); break; }
+  }
+  return bytes;
+}
+
 describe('ChunkedInput: a read issued ahead (readsAhead sources)', () => {
   it('after ensure, the next read is in flight into the rest of the chunk; its bytes come in order', async () => {
     const data = Buffer.from(Array.from({ length: 100_000 }, (_, i) => i & 0xff));
@@ -201,12 +212,8 @@ describe('CLI: rx from standard input', { skip: linuxAddon ? false : 'Linux with
     assert.equal(f.status, 0, f.stderr);
     assert.ok(readFileSync(join(dir, 'q.pcapng')).equals(readFileSync(join(dir, 'f2.pcapng'))));
     assert.ok(readFileSync(join(dir, 'q.jsonl')).equals(readFileSync(join(dir, 'f2.jsonl'))));
-    // the demo capture cut by an invalid block length, its writer then asleep for 30 s
-    const demo = join(repoRoot(), 'fixtures/demo');
-    const bytes = Buffer.from(readFileSync(join(demo, 'demo.pcapng')));
-    for (let off = 0, epb = 0; off + 8 <= bytes.length; off += bytes.readUInt32LE(off + 4)) {
-      if (bytes.readUInt32LE(off) === 6 && ++epb === 3) { bytes.writeUInt32LE(7, off + 4); break; }
-    }
+    // the broken demo capture, its writer then asleep for 30 s
+    const bytes = brokenDemo();
     const broken = join(dir, 'broken-fifo.pcapng');
     writeFileSync(broken, bytes);
     const writer = spawn('sh', ['-c', '{ cat "$0"; exec sleep 30; } > "$1"', broken, fifo], { stdio: 'ignore', detached: true });
@@ -238,12 +245,7 @@ describe('CLI: rx from standard input', { skip: linuxAddon ? false : 'Linux with
   });
 
   it('a broken capture on a pipe whose writer stays open: the run ends at once, exit 1', async () => {
-    // the demo capture with its third packet block's length made 7: the reader stops there
-    const demo = join(repoRoot(), 'fixtures/demo');
-    const bytes = Buffer.from(readFileSync(join(demo, 'demo.pcapng')));
-    for (let off = 0, epb = 0; off + 8 <= bytes.length; off += bytes.readUInt32LE(off + 4)) {
-      if (bytes.readUInt32LE(off) === 6 && ++epb === 3) { bytes.writeUInt32LE(7, off + 4); break; }
-    }
+    const bytes = brokenDemo();
     const broken = join(dir, 'broken.pcapng');
     writeFileSync(broken, bytes);
     // a real pipe (spawn's own stdio pipes are socket pairs); its writer sleeps 30 s after the bytes
