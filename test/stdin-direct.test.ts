@@ -231,6 +231,25 @@ describe('CLI: rx from standard input', { skip: linuxAddon ? false : 'Linux with
     assert.ok(ms < 5000, `exited after ${ms} ms with the FIFO's writer still open`);
   });
 
+  it('a FIFO no writer has opened yet: a second Ctrl-C ends the run at once (exit 130)', async () => {
+    const fifo = join(dir, 'lonely.fifo');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    const c = spawn(process.execPath, [BIN, 'rx', '--sa', join(demo, 'demo-sas.yaml'), fifo, '-w', join(dir, 'lonely.pcapng')], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((res) => c.on('exit', (code) => res(code)));
+    await new Promise((r) => setTimeout(r, 1500));
+    c.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 300));
+    c.kill('SIGINT');
+    const t0 = Date.now();
+    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 5000))]);
+    if (code === 'still running') {
+      // a blocking open of the FIFO would hold the process until a writer comes: be that writer
+      spawnSync('sh', ['-c', ': > "$0"', fifo]);
+      await exited;
+    }
+    assert.equal(code, 130, `after ${Date.now() - t0} ms`);
+  });
+
   it('the pipes on standard input and output are made 1 MiB (F_GETPIPE_SZ, read by python3 at the other end)', async (t) => {
     if (spawnSync('python3', ['-c', 'import fcntl']).status !== 0) { t.skip('no python3'); return; }
     const { input } = await setup;

@@ -8,8 +8,8 @@
  * file's content throws: corruption becomes `warnings` (with byte offsets), `truncated`, and
  * counters; only I/O errors from the operating system propagate.
  */
-import { fstatSync } from 'node:fs';
-import { open as fsOpen } from 'node:fs/promises';
+import { constants as fsConstants, fstatSync } from 'node:fs';
+import { open as fsOpen, stat as fsStat } from 'node:fs/promises';
 import { growPipe } from './pipe.js';
 import { ChunkedInput, FileSource, IterableSource, FdSource, type ByteSource } from './input.js';
 import { PcapParser, pcapMagic, PCAP_HEADER_LEN, PCAP_MAGIC_MODIFIED } from './pcap.js';
@@ -233,21 +233,23 @@ export async function openCapture(input: string, opts: OpenOptions = {}): Promis
     }
     return direct ? openSource(new FdSource(0), 'stdin', null, opts) : openCaptureStream(process.stdin, 'stdin', opts);
   }
+  const pre = await fsStat(input).catch(() => null); // a missing file: the open below says so
+  if (pre !== null && pre.isFIFO() && FdSource.usable()) {
+    // A named pipe: read like standard input (input.ts: FdSource), the pipe made larger. Opened
+    // without waiting for a writer: a blocking open waits in libuv's pool, and that outlives
+    // even a second Ctrl-C until some writer opens the pipe; FdSource waits for bytes on timers.
+    const fifo = await fsOpen(input, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    growPipe(fifo.fd);
+    return openSource(new FdSource(fifo.fd, () => fifo.close()), input, null, opts);
+  }
   const fh = await fsOpen(input, 'r');
   let size: number | null = null;
-  let fifo = false;
   try {
     const st = await fh.stat();
     if (st.isFile()) size = st.size;
-    fifo = st.isFIFO() && FdSource.usable(fh.fd);
   } catch (e) {
     await fh.close().catch(() => undefined);
     throw e;
-  }
-  if (fifo) {
-    // a named pipe: read like standard input (input.ts: FdSource), the pipe made larger
-    growPipe(fh.fd);
-    return openSource(new FdSource(fh.fd, () => fh.close()), input, null, opts);
   }
   return openSource(new FileSource(fh, size !== null), input, size, opts);
 }
