@@ -56,9 +56,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #ifdef __linux__
 #include <sched.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #undef R_OK /* <fcntl.h> may bring access()'s modes: R_OK is a result code here */
@@ -1549,7 +1549,7 @@ static napi_value js_pipe_size(napi_env env, napi_callback_info info) {
   int32_t fd, bytes, r;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2 || !get_i32(env, argv[0], &fd) || fd < 0 || !get_i32(env, argv[1], &bytes) || bytes <= 0) return throw_type(env, "pipeSize: a descriptor and a size");
-#if defined(__linux__) && defined(F_SETPIPE_SZ)
+#ifdef __linux__
   r = fcntl(fd, F_SETPIPE_SZ, bytes);
   if (r < 0) r = -errno;
 #else

@@ -179,9 +179,11 @@ describe('CLI: rx from standard input', { skip: linuxAddon ? false : 'Linux with
   const setup = makeSyntheticEsp(dir, 6000);
   const rx = (input: string, out: string, stdin: 'file' | 'pipe' | null): { status: number | null; stderr: string; json: { framesIn: number; cryptoBatchesInline: number; cryptoBatchesOnWorkers: number } } => {
     const args = [BIN, 'rx', '--sa', join(dir, 'sa.yaml'), '--any-direction', stdin ? '-' : input, '-w', `${out}.pcapng`, '--oob', `${out}.jsonl`, '--json'];
+    const fd = stdin === 'file' ? openSync(input, 'r') : null;
     const r = stdin === 'pipe'
       ? spawnSync('sh', ['-c', 'cat "$0" | "$@"', input, process.execPath, ...args], { encoding: 'utf8' })
-      : spawnSync(process.execPath, args, { encoding: 'utf8', stdio: [stdin === 'file' ? openSync(input, 'r') : 'ignore', 'ignore', 'pipe'] });
+      : spawnSync(process.execPath, args, { encoding: 'utf8', stdio: [fd ?? 'ignore', 'ignore', 'pipe'] });
+    if (fd !== null) closeSync(fd);
     return { status: r.status, stderr: r.stderr, json: JSON.parse(r.stderr.trim().split('\n').pop()!) };
   };
 
