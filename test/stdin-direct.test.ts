@@ -7,7 +7,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, constants } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -233,23 +233,76 @@ describe('CLI: rx from standard input', { skip: linuxAddon ? false : 'Linux with
     assert.ok(ms < 5000, `exited after ${ms} ms with the FIFO's writer still open`);
   });
 
-  it('a FIFO no writer has opened yet: a second Ctrl-C ends the run at once (exit 130)', async () => {
+  /**
+   * Start the CLI (rx on the demo SAs, output `out`) on an input nothing more is written to, and
+   * Ctrl-C it once after 1 s. `feeder`: a shell command whose output is piped into the CLI's
+   * standard input (a real pipe, its writer left open); null: the CLI is spawned directly, its
+   * standard input a socket pair. Returns the exit status (or 'still running' 5 s after the
+   * Ctrl-C: then a second one ends it), the milliseconds to exit, and stderr.
+   */
+  async function ctrlCBeforeFrames(args: string[], feeder: string | null, out: string): Promise<{ code: number | null | string; ms: number; stderr: string }> {
+    const cli = [process.execPath, BIN, 'rx', '--sa', join(demo, 'demo-sas.yaml'), ...args, '-w', out];
+    // through sh: the inner sh prints its process id and becomes the CLI; the exit status follows
+    const c = feeder === null
+      ? spawn(cli[0]!, cli.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] })
+      : spawn('sh', ['-c', `${feeder} | { sh -c 'echo "PID $$"; exec "$@"' sh "$@"; echo "EXIT $?"; }`, 'sh', ...cli], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let stdout = '';
+    let stderr = '';
+    let ended: () => void = () => undefined;
+    const done = new Promise<void>((res) => { ended = res; });
+    c.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); if (/EXIT \d+/.test(stdout)) ended(); });
+    c.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const exited = new Promise<void>((res) => c.on('exit', () => res()));
+    if (feeder === null) void exited.then(ended);
+    await new Promise((r) => setTimeout(r, 1000));
+    const pid = feeder === null ? c.pid! : Number(/PID (\d+)/.exec(stdout)?.[1]);
+    const t0 = Date.now();
+    process.kill(pid, 'SIGINT');
+    const first = await Promise.race([done.then(() => 'ended'), new Promise<string>((r) => setTimeout(() => r('still running'), 5000))]);
+    const ms = Date.now() - t0;
+    if (first === 'still running') process.kill(pid, 'SIGINT'); // the second Ctrl-C always ends it
+    await done;
+    if (feeder !== null) process.kill(-c.pid!, 'SIGTERM'); // the silent writer: this test's own process group
+    await exited;
+    const code = first === 'still running' ? first : feeder === null ? c.exitCode : Number(/EXIT (\d+)/.exec(stdout)?.[1]);
+    return { code, ms, stderr };
+  }
+
+  it('a FIFO no writer has opened yet: the first Ctrl-C ends the run (exit 130, nothing written)', async () => {
     const fifo = join(dir, 'lonely.fifo');
     assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
-    const c = spawn(process.execPath, [BIN, 'rx', '--sa', join(demo, 'demo-sas.yaml'), fifo, '-w', join(dir, 'lonely.pcapng')], { stdio: 'ignore' });
-    const exited = new Promise<number | null>((res) => c.on('exit', (code) => res(code)));
-    await new Promise((r) => setTimeout(r, 1500));
-    c.kill('SIGINT');
-    await new Promise((r) => setTimeout(r, 300));
-    c.kill('SIGINT');
-    const t0 = Date.now();
-    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 5000))]);
-    if (code === 'still running') {
-      // a blocking open of the FIFO would hold the process until a writer comes: be that writer
-      spawnSync('sh', ['-c', ': > "$0"', fifo]);
-      await exited;
+    const out = join(dir, 'lonely.pcapng');
+    const r = await ctrlCBeforeFrames([fifo], null, out);
+    assert.equal(r.code, 130, r.stderr);
+    assert.ok(r.ms < 2000, `exited ${r.ms} ms after the Ctrl-C`);
+    assert.match(r.stderr, /interrupted: stopped before .*lonely\.fifo began a capture: no frames read, no outputs written/);
+    assert.ok(!existsSync(out), 'no output written');
+  });
+
+  it('standard input nobody writes to: the first Ctrl-C ends the run, for a pipe (read from its descriptor) and a socket (process.stdin)', async () => {
+    const out1 = join(dir, 'quiet-pipe.pcapng');
+    const a = await ctrlCBeforeFrames(['-'], 'exec sleep 30', out1);
+    const out2 = join(dir, 'quiet-socket.pcapng');
+    const b = await ctrlCBeforeFrames(['-'], null, out2);
+    for (const [r, out] of [[a, out1], [b, out2]] as const) {
+      assert.equal(r.code, 130, r.stderr);
+      assert.ok(r.ms < 2000, `exited ${r.ms} ms after the Ctrl-C`);
+      assert.match(r.stderr, /interrupted: stopped before standard input began a capture: no frames read, no outputs written/);
+      assert.ok(!existsSync(out), 'no output written');
     }
-    assert.equal(code, 130, `after ${Date.now() - t0} ms`);
+  });
+
+  it('a Ctrl-C after the capture header, before any frame: valid empty outputs, exit 130', async () => {
+    const { input } = await setup;
+    const head = join(dir, 'head-only.pcap');
+    writeFileSync(head, readFileSync(input).subarray(0, 24));
+    const out = join(dir, 'head-only.pcapng');
+    const r = await ctrlCBeforeFrames(['-', '--any-direction'], `{ cat '${head}'; exec sleep 30; }`, out);
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, /0 frames[^\n]*→ 0 frames/);
+    assert.match(r.stderr, /link types: none/);
+    assert.match(r.stderr, /interrupted: the outputs hold the first 0 frames/);
+    assert.equal(readFileSync(out).readUInt32LE(0), 0x0a0d0d0a, 'a pcapng section header');
   });
 
   it('the pipes on standard input and output are made 1 MiB (F_GETPIPE_SZ, read by python3 at the other end)', async (t) => {

@@ -32,6 +32,11 @@ export interface ByteSource {
    * flight): a source whose close() does not wait for a read in flight.
    */
   readonly readsAhead?: boolean;
+  /**
+   * Stop waiting for input (a stop requested before the capture began): a read waiting for
+   * bytes, and every later one, returns 0 (or fails). close() still releases the source.
+   */
+  abort?(): void;
   close(): Promise<void>;
 }
 
@@ -134,6 +139,11 @@ export class FdSource implements ByteSource {
     return discard(this, n);
   }
 
+  abort(): void {
+    // a read waiting for a quiet pipe returns 0 at its next look (within 8 ms)
+    this.closed = true;
+  }
+
   close(): Promise<void> {
     // a read waiting for a quiet pipe stops at its next look; none is in libuv's pool
     this.closed = true;
@@ -147,7 +157,11 @@ export class IterableSource implements ByteSource {
   private pending: Uint8Array | null = null;
   private pendingPos = 0;
   private ended = false;
+  /** The stream, when the source is one (abort destroys it). */
+  private readonly stream: { destroy(): void } | null;
   constructor(src: NodeJS.ReadableStream | AsyncIterable<Uint8Array | string> | Iterable<Uint8Array>) {
+    const d = src as Partial<{ destroy(): void }>;
+    this.stream = typeof d.destroy === 'function' ? (src as unknown as { destroy(): void }) : null;
     const a = src as Partial<AsyncIterable<unknown>>;
     this.it = typeof a[Symbol.asyncIterator] === 'function' ? (src as AsyncIterable<unknown>)[Symbol.asyncIterator]() : (src as Iterable<unknown>)[Symbol.iterator]();
   }
@@ -174,6 +188,11 @@ export class IterableSource implements ByteSource {
   }
   skip(n: number): Promise<number> {
     return discard(this, n);
+  }
+  abort(): void {
+    // a stream's iterator waiting for data fails once the stream is destroyed (an async
+    // generator's return() would wait for that next() to finish first)
+    this.stream?.destroy();
   }
   async close(): Promise<void> {
     this.ended = true;

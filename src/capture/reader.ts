@@ -35,6 +35,11 @@ export interface OpenOptions {
   maxFrameLen?: number;
   /** Bytes per input chunk (default 1 MiB). Larger records get a chunk of their own size. */
   chunkSize?: number;
+  /**
+   * Aborted while the open waits for the capture's first bytes (a pipe nobody writes yet): the
+   * wait ends and the open fails as for an input that ended there (ByteSource.abort).
+   */
+  signal?: AbortSignal;
 }
 
 /** A capture being read. */
@@ -173,6 +178,12 @@ export async function openSource(
 ): Promise<CaptureReader> {
   const maxFrameLen = opts.maxFrameLen !== undefined && opts.maxFrameLen > 0 ? Math.floor(opts.maxFrameLen) : DEFAULT_MAX_FRAME_LEN;
   const input = new ChunkedInput(source, opts.chunkSize !== undefined && opts.chunkSize > 0 ? opts.chunkSize : DEFAULT_CHUNK_SIZE);
+  const signal = opts.signal;
+  const onAbort = (): void => source.abort?.();
+  if (signal) {
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  }
   try {
     await input.ensure(PCAP_HEADER_LEN);
     const avail = input.end - input.pos;
@@ -207,6 +218,8 @@ export async function openSource(
   } catch (e) {
     await input.close().catch(() => undefined);
     throw e;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 

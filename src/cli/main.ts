@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { loadSaFile, SaFileError } from '../sa/load.js';
 import type { SaDocument } from '../sa/model.js';
-import { runCapture, type RunOptions, type RunResult, type StopSignal } from '../pipeline/run.js';
+import { runCapture, StoppedBeforeCapture, type RunOptions, type RunResult, type StopSignal } from '../pipeline/run.js';
 import { CaptureFormatError } from '../capture/reader.js';
 import { CaptureWriteError } from '../capture/writer.js';
 import { stdinReadDirectly } from '../capture/input.js';
@@ -188,6 +188,11 @@ async function runPath(path: 'rx' | 'tx', inArg: string | undefined, o: PathOpts
   let res: RunResult;
   try {
     res = await runCapture(opts, stop);
+  } catch (e) {
+    if (!(e instanceof StoppedBeforeCapture)) throw e;
+    if (input === '-' && !stdinReadDirectly()) process.stdin.destroy();
+    if (!quiet) process.stderr.write(style.warn(`interrupted: ${e.message}`) + '\n');
+    return 130;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

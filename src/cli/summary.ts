@@ -23,7 +23,7 @@ export function formatSummary(path: 'rx' | 'tx', input: string, output: string, 
     lines.push(`  replay (host model): ${fmtCounts(s.replay.counts)}${s.replayDrops ? ` — a receiver with ${replayWindow !== null ? `--replay-window ${replayWindow}` : 'these windows'} would drop ${s.replayDrops}` : ''}`);
   }
   for (const [sa, m] of [...s.perSa.entries()].sort()) lines.push(`  SA ${sa}: ${fmtCounts(m.counts)}`);
-  lines.push(`  link types: ${[...s.linkTypes.counts.entries()].map(([k, v]) => `${linkTypeName(Number(k))} ${v}`).join(', ')}`);
+  lines.push(`  link types: ${s.linkTypes.counts.size === 0 ? 'none' : [...s.linkTypes.counts.entries()].map(([k, v]) => `${linkTypeName(Number(k))} ${v}`).join(', ')}`);
   if (s.workerFaults) lines.push(style.warn(`  worker faults: ${s.workerFaults} batch(es) failed twice; their frames are CRYPTO_GENERIC_ERROR`));
   if (res.skippedRecords) lines.push(style.warn(`  ${res.skippedRecords} input record(s) could not be read (see the warnings); exit status 1`));
   if (res.truncated) lines.push(style.warn('  input ended mid-record: every complete frame was processed (exit status 1)'));

@@ -89,8 +89,31 @@ export interface RunResult {
 
 /** Process a whole capture. Throws CaptureFormatError / CaptureWriteError for file-level faults. */
 export async function runCapture(opts: RunOptions, stop?: StopSignal): Promise<RunResult> {
-  const reader = await openCapture(opts.input, opts.maxFrameLen ? { maxFrameLen: opts.maxFrameLen } : undefined);
+  const open = opts.maxFrameLen ? { maxFrameLen: opts.maxFrameLen } : {};
+  if (!stop) return runReader(await openCapture(opts.input, open), opts);
+  // A stop before the capture's first bytes (a pipe or FIFO nobody writes yet) ends the wait:
+  // there is nothing to write, not even the outputs' headers.
+  const ac = new AbortController();
+  stop.wake = () => ac.abort();
+  let reader: CaptureReader;
+  try {
+    if (stop.stopped) ac.abort();
+    reader = await openCapture(opts.input, { ...open, signal: ac.signal });
+  } catch (e) {
+    if (stop.stopped) throw new StoppedBeforeCapture(opts.input);
+    throw e;
+  } finally {
+    stop.wake = undefined;
+  }
   return runReader(reader, opts, stop);
+}
+
+/** A stop (Ctrl-C, SIGTERM) came before the input began a capture: nothing was read or written. */
+export class StoppedBeforeCapture extends Error {
+  constructor(readonly input: string) {
+    super(`stopped before ${input === '-' ? 'standard input' : input} began a capture: no frames read, no outputs written`);
+    this.name = 'StoppedBeforeCapture';
+  }
 }
 
 /** Process frames from an open reader (files, stdin, live capture). */
