@@ -36,12 +36,18 @@
  *                                        size after, or -errno (-ENOSYS elsewhere)
  *   readable(fd) -> 1 | 0 | -errno | null  a read of `fd` would not block now (bytes, end of input
  *                                        or an error to report): poll() with no wait; null off Linux
+ *   waitNew(fd, cb) -> external | -errno  a watcher for `fd` on the event loop (libuv's uv_poll);
+ *                                        -errno for one it cannot watch (a regular file: EPERM)
+ *   waitStart(w) -> 0 | -errno           cb(status) once, when `fd` is readable (status < 0: a
+ *                                        libuv error); keeps the event loop alive until then
+ *   waitClose(w)                         stop and free the watcher (not to be used after)
  */
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
 #endif
 #define OPENSSL_SUPPRESS_DEPRECATED 1 /* SHA1_Init & co.: the fastest keyed-HMAC restart */
 #include <node_api.h>
+#include <uv.h>
 
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
@@ -70,7 +76,7 @@
 #endif
 #endif
 
-#define ABI_VERSION 7
+#define ABI_VERSION 8
 
 enum { R_OK = 0, R_AUTH = 1, R_LEN = 2, R_INT = 3 };
 
@@ -1591,6 +1597,109 @@ static napi_value js_readable(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * Readiness watcher (FdSource, src/capture/input.ts). A read of a quiet pipe issued into libuv's
+ * thread pool cannot be taken back: it keeps the process alive until the writer writes or closes.
+ * So the reader asks readable() first and, when the answer is no, waits here: an epoll watch on
+ * the event loop, which can be stopped at any time. uv_poll_init makes the descriptor
+ * non-blocking (FdSource retries a read that finds nothing: EAGAIN).
+ */
+typedef struct {
+  uv_poll_t h;
+  napi_env env;
+  napi_ref cb;
+  napi_async_context actx;
+  int closed;
+} fd_wait;
+
+static void fd_wait_freed(uv_handle_t *h) {
+  free(h->data);
+}
+
+static void fd_wait_event(uv_poll_t *h, int status, int events) {
+  fd_wait *w = (fd_wait *)h->data;
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  napi_value cb, recv, arg, err;
+  (void)events;
+  uv_poll_stop(h); /* once per start: the reader reads, then starts it again if it must wait */
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  /* napi_make_callback wants an object as `this`: the global one */
+  if (napi_get_reference_value(env, w->cb, &cb) == napi_ok && cb != NULL && napi_get_global(env, &recv) == napi_ok &&
+      napi_create_int32(env, status, &arg) == napi_ok &&
+      napi_make_callback(env, w->actx, recv, cb, 1, &arg, NULL) == napi_pending_exception &&
+      napi_get_and_clear_last_exception(env, &err) == napi_ok) {
+    napi_fatal_exception(env, err); /* as for any callback: 'uncaughtException' */
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static fd_wait *get_wait(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) return NULL;
+  return ((fd_wait *)p)->closed ? NULL : (fd_wait *)p;
+}
+
+static napi_value js_wait_new(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out, name;
+  napi_valuetype t;
+  int32_t fd;
+  uv_loop_t *loop;
+  fd_wait *w;
+  int r;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || !get_i32(env, argv[0], &fd) || fd < 0 || napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function) {
+    return throw_type(env, "waitNew: a descriptor and a function");
+  }
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  w = (fd_wait *)calloc(1, sizeof(*w));
+  if (w == NULL) {
+    CHECK(napi_create_int32(env, -ENOMEM, &out));
+    return out;
+  }
+  r = uv_poll_init(loop, &w->h, fd);
+  if (r != 0) {
+    free(w);
+    CHECK(napi_create_int32(env, r, &out));
+    return out;
+  }
+  w->h.data = w;
+  w->env = env;
+  if (napi_create_reference(env, argv[1], 1, &w->cb) != napi_ok || napi_create_string_utf8(env, "ipsecov2.fdWait", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, NULL, name, &w->actx) != napi_ok || napi_create_external(env, w, NULL, NULL, &out) != napi_ok) {
+    if (w->cb != NULL) napi_delete_reference(env, w->cb);
+    w->closed = 1;
+    uv_close((uv_handle_t *)&w->h, fd_wait_freed);
+    return NULL;
+  }
+  return out;
+}
+
+static napi_value js_wait_start(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  fd_wait *w;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || (w = get_wait(env, argv[0])) == NULL) return throw_type(env, "waitStart: an open watcher");
+  CHECK(napi_create_int32(env, uv_poll_start(&w->h, UV_READABLE | UV_DISCONNECT, fd_wait_event), &out));
+  return out;
+}
+
+static napi_value js_wait_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  fd_wait *w;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || (w = get_wait(env, argv[0])) == NULL) return throw_type(env, "waitClose: an open watcher");
+  w->closed = 1;
+  uv_poll_stop(&w->h);
+  napi_delete_reference(env, w->cb);
+  napi_async_destroy(env, w->actx);
+  uv_close((uv_handle_t *)&w->h, fd_wait_freed); /* freed by the loop, after this call */
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"info", NULL, js_info, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1611,6 +1720,9 @@ NAPI_MODULE_INIT() {
     {"threadBatch", NULL, js_thread_batch, NULL, NULL, NULL, napi_enumerable, NULL},
     {"pipeSize", NULL, js_pipe_size, NULL, NULL, NULL, napi_enumerable, NULL},
     {"readable", NULL, js_readable, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"waitNew", NULL, js_wait_new, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"waitStart", NULL, js_wait_start, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"waitClose", NULL, js_wait_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi;
   if (OpenSSL_version_num() >> 28 != 3) { /* built against OpenSSL 3 headers: refuse anything else */

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ChunkedInput, type ByteSource } from '../src/capture/input.js';
 import { openSource } from '../src/capture/reader.js';
-import { fdReadable, nativeAvailable, setPipeSize } from '../src/crypto/native.js';
+import { fdReadable, fdWatcher, nativeAvailable, setPipeSize } from '../src/crypto/native.js';
 import { buildPcap, repoRoot } from './helpers/capture-util.js';
 import { makeSyntheticEsp } from './helpers/synthetic-esp.js';
 
@@ -175,6 +175,65 @@ describe('the addon: pipeSize, readable', { skip: linuxAddon ? false : 'Linux wi
   });
 });
 
+describe('the addon: a readiness watcher on the event loop (fdWatcher)', { skip: linuxAddon ? false : 'Linux with the addon' }, () => {
+  it('calls back once per start when bytes come; none for a regular file', async () => {
+    const fifo = join(dir, 'fifo-watch');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    const calls: number[] = [];
+    let woke: () => void = () => undefined;
+    const w = fdWatcher(fd, (st) => { calls.push(st); woke(); });
+    try {
+      assert.ok(w !== null);
+      assert.equal(w.start(), true);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(calls, [], 'nothing to read yet');
+      const got = new Promise<void>((r) => { woke = r; });
+      writeSync(fd, Buffer.from('bytes'));
+      await got;
+      assert.deepEqual(calls, [0]);
+      // stopped after the call: the bytes still unread do not call again until the next start
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(calls, [0]);
+      const again = new Promise<void>((r) => { woke = r; });
+      assert.equal(w.start(), true);
+      await again;
+      assert.deepEqual(calls, [0, 0]);
+    } finally {
+      w?.close();
+      closeSync(fd);
+    }
+    const file = join(dir, 'plain-file-watch');
+    writeFileSync(file, 'x');
+    const ffd = openSync(file, 'r');
+    try {
+      assert.equal(fdWatcher(ffd, () => undefined), null, 'epoll cannot watch a regular file (EPERM)');
+    } finally {
+      closeSync(ffd);
+    }
+  });
+
+  it('a started watcher keeps the process alive; closed, it does not, and never calls back', () => {
+    const fifo = join(dir, 'fifo-watch-exit');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    const native = join(repoRoot(), 'dist/src/crypto/native.js');
+    const script = (close: boolean): string => `
+      import { openSync, constants } from 'node:fs';
+      import { fdWatcher } from ${JSON.stringify(native)};
+      const fd = openSync(${JSON.stringify(fifo)}, constants.O_RDWR | constants.O_NONBLOCK);
+      const w = fdWatcher(fd, () => console.log('called'));
+      w.start();
+      ${close ? 'w.close();' : 'setTimeout(() => { console.log("alive"); w.close(); }, 300);'}`;
+    const kept = spawnSync(process.execPath, ['--input-type=module', '-e', script(false)], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(kept.stdout.trim(), 'alive', kept.stderr);
+    const t0 = Date.now();
+    const closed = spawnSync(process.execPath, ['--input-type=module', '-e', script(true)], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(closed.status, 0, closed.stderr);
+    assert.equal(closed.stdout, '');
+    assert.ok(Date.now() - t0 < 5000);
+  });
+});
+
 describe('CLI: rx from standard input', { skip: linuxAddon ? false : 'Linux with the addon' }, () => {
   const setup = makeSyntheticEsp(dir, 6000);
   const rx = (input: string, out: string, stdin: 'file' | 'pipe' | null): { status: number | null; stderr: string; json: { framesIn: number; cryptoBatchesInline: number; cryptoBatchesOnWorkers: number } } => {
@@ -186,6 +245,35 @@ describe('CLI: rx from standard input', { skip: linuxAddon ? false : 'Linux with
     if (fd !== null) closeSync(fd);
     return { status: r.status, stderr: r.stderr, json: JSON.parse(r.stderr.trim().split('\n').pop()!) };
   };
+
+  it('a quiet pipe is waited on without wake-ups (no timers), and what comes next is read', async () => {
+    const { input } = await setup;
+    const bytes = readFileSync(input);
+    const head = join(dir, 'quiet-head.pcap');
+    const rest = join(dir, 'quiet-rest.pcap');
+    writeFileSync(head, bytes.subarray(0, 24));
+    writeFileSync(rest, bytes.subarray(24));
+    const out = join(dir, 'quiet');
+    // the header, 2.5 s of silence, the frames; the CLI's process id first on stdout
+    const c = spawn('sh', ['-c', `{ cat '${head}'; sleep 2.5; cat '${rest}'; } | { sh -c 'echo "PID $$"; exec "$@"' sh "$@"; echo "EXIT $?"; }`, 'sh',
+      process.execPath, BIN, 'rx', '--sa', join(dir, 'sa.yaml'), '--any-direction', '-', '-w', `${out}.pcapng`, '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    c.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+    const exited = new Promise<void>((res) => c.on('exit', () => res()));
+    await new Promise((r) => setTimeout(r, 1000));
+    const pid = Number(/PID (\d+)/.exec(stdout)?.[1]);
+    const switches = (): number => Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))![1]);
+    const a = switches();
+    await new Promise((r) => setTimeout(r, 1000));
+    const idle = switches() - a;
+    await exited;
+    assert.match(stdout, /EXIT 0/);
+    // timers every 1-8 ms made ~125 wake-ups a second here
+    assert.ok(idle < 20, `the main thread woke ${idle} times in 1 s of silence`);
+    const f = rx(input, join(dir, 'quiet-file'), null);
+    assert.equal(f.status, 0, f.stderr);
+    assert.ok(readFileSync(`${out}.pcapng`).equals(readFileSync(join(dir, 'quiet-file.pcapng'))));
+  });
 
   it('a pipe and a redirected file give the bytes a file gives; a redirected file is read in whole chunks', async () => {
     const { input } = await setup;

@@ -14,7 +14,7 @@
  */
 import { read as fsRead } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { fdReadable } from '../crypto/native.js';
+import { fdReadable, fdWatcher, type FdWatcher } from '../crypto/native.js';
 import { sharedChunk } from './shared-memory.js';
 
 /** Where bytes come from. `read` returns 0 only at end of input. */
@@ -120,13 +120,15 @@ export class FdSource implements ByteSource {
       const attempt = (): void => {
         if (this.closed) { resolve(0); return; }
         if (fdReadable(this.fd) === false) {
+          if (this.waitReadable(attempt)) return;
+          // no watcher: look again in 1, 2, 4, 8, 8 … ms
           wait = wait === 0 ? 1 : Math.min(wait * 2, 8);
           setTimeout(attempt, wait);
           return;
         }
         fsRead(this.fd, target, offset, length, null, (e, n) => {
-          // a descriptor left non-blocking by whoever opened it: wait as for a quiet pipe
-          if (e && e.code === 'EAGAIN') { setTimeout(attempt, 1); return; }
+          // a non-blocking descriptor (a FIFO, or made so by the watcher) with nothing after all
+          if (e && e.code === 'EAGAIN') { if (!this.waitReadable(attempt)) setTimeout(attempt, 1); return; }
           if (e) reject(e);
           else resolve(n);
         });
@@ -135,19 +137,50 @@ export class FdSource implements ByteSource {
     });
   }
 
+  /** The event-loop watcher (made at the first wait), false: none could be made. */
+  private watcher: FdWatcher | null | false = null;
+  /** What to call when the descriptor is readable (the waiting read's next attempt). */
+  private onReady: (() => void) | null = null;
+
+  /**
+   * Call `then` when the descriptor is readable, through the event loop (no timer while the pipe
+   * is quiet, no delay when bytes come); false when there is no watcher (no addon, not Linux).
+   */
+  private waitReadable(then: () => void): boolean {
+    if (this.watcher === null) {
+      this.watcher = fdWatcher(this.fd, () => {
+        const f = this.onReady;
+        this.onReady = null;
+        f?.();
+      }) ?? false;
+    }
+    if (this.watcher === false || !this.watcher.start()) return false;
+    this.onReady = then;
+    return true;
+  }
+
   skip(n: number): Promise<number> {
     return discard(this, n);
   }
 
   abort(): void {
-    // a read waiting for a quiet pipe returns 0 at its next look (within 8 ms)
     this.closed = true;
+    this.stopWaiting();
   }
 
   close(): Promise<void> {
-    // a read waiting for a quiet pipe stops at its next look; none is in libuv's pool
     this.closed = true;
+    this.stopWaiting();
     return this.release ? this.release() : Promise.resolve();
+  }
+
+  /** Stop watching; a read waiting for bytes returns 0 now (none is in libuv's thread pool). */
+  private stopWaiting(): void {
+    if (this.watcher) this.watcher.close();
+    this.watcher = false;
+    const f = this.onReady;
+    this.onReady = null;
+    f?.();
   }
 }
 

@@ -18,7 +18,7 @@ import { envFlag } from '../env.js';
 import type { AhParams, AhTransform, EspParams, EspTransform, OpenResult } from './types.js';
 
 /** The addon's JS-facing API version this loader speaks (ABI_VERSION in the C file). */
-const EXPECTED_ABI = 7;
+const EXPECTED_ABI = 8;
 const ADDON_FILE = join('build', 'Release', 'ipsecov2_native.node');
 
 type Ctx = object;
@@ -39,6 +39,9 @@ interface Addon {
   threadBatch(tid: number): boolean;
   pipeSize(fd: number, bytes: number): number;
   readable(fd: number): number | null;
+  waitNew(fd: number, cb: (status: number) => void): object | number;
+  waitStart(w: object): number;
+  waitClose(w: object): void;
   /** Cipher contexts made from now on call the provider's functions directly (true) or use EVP; returns the previous setting. */
   setDirect(on?: boolean | null): boolean;
   /** Cipher contexts made so far: [with direct provider calls, through EVP]. */
@@ -126,6 +129,37 @@ export function fdReadable(fd: number): boolean | null {
   const r = a.readable(fd);
   // poll() failing: a read reports the error at once
   return r === null ? null : r !== 0;
+}
+
+/**
+ * A watcher that calls `onReady` once per start(), when `fd` is readable (bytes, end of input or
+ * an error to report), from the event loop; it can be stopped at any time, unlike a read waiting
+ * in libuv's thread pool. Made non-blocking by libuv.
+ */
+export interface FdWatcher {
+  /** Wait for the next readiness: false when the watch could not be started (then poll instead). */
+  start(): boolean;
+  /** Stop and free it; a pending onReady is not called. */
+  close(): void;
+}
+
+/**
+ * A readiness watcher for `fd` (FdSource, src/capture/input.ts), or null without the addon or for
+ * a descriptor epoll cannot watch (a regular file, always readable).
+ */
+export function fdWatcher(fd: number, onReady: (status: number) => void): FdWatcher | null {
+  const a = load();
+  if (a === null) return null;
+  const w = a.waitNew(fd, onReady);
+  if (typeof w === 'number') return null;
+  let open = true;
+  return {
+    start: () => open && a.waitStart(w) === 0,
+    close: () => {
+      if (open) a.waitClose(w);
+      open = false;
+    },
+  };
 }
 
 /** True when the native addon is loaded and will be used. */
