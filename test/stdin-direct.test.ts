@@ -246,6 +246,61 @@ describe('CLI: rx from standard input', { skip: linuxAddon ? false : 'Linux with
     return { status: r.status, stderr: r.stderr, json: JSON.parse(r.stderr.trim().split('\n').pop()!) };
   };
 
+  it('frames that come one at a time (a live pipe) each reach the output before the next one comes', async () => {
+    const { input } = await setup;
+    const bytes = readFileSync(input);
+    const records: Buffer[] = [];
+    for (let pos = 24; records.length < 6; ) {
+      const len = 16 + bytes.readUInt32LE(pos + 8);
+      records.push(bytes.subarray(pos, pos + len));
+      pos += len;
+    }
+    const fifo = join(dir, 'live.fifo');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    // a FIFO given by path (read from its descriptor) and a socket on standard input (process.stdin)
+    for (const via of ['fifo', 'socket'] as const) {
+      // every batch to a worker: batches then stay in flight while the next one is read
+      const c = spawn(process.execPath, [BIN, 'rx', '--sa', join(dir, 'sa.yaml'), '--any-direction', via === 'fifo' ? fifo : '-', '-w', '-', '--format', 'pcap', '--workers', '1', '--json'],
+        { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, IPSECOV2_POOL_EVERY_BATCH: '1' } });
+      let stderr = '';
+      c.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+      let out = Buffer.alloc(0);
+      let seen: () => void = () => undefined;
+      c.stdout!.on('data', (d: Buffer) => { out = Buffer.concat([out, d]); seen(); });
+      const recordsOut = (): number => {
+        let n = 0;
+        for (let pos = 24; pos + 16 <= out.length; n++) pos += 16 + out.readUInt32LE(pos + 8);
+        return n;
+      };
+      const exited = new Promise<number | null>((res) => c.on('exit', (code) => res(code)));
+      let sink = via === 'fifo' ? openSync(fifo, 'w') : null;
+      const send = (b: Buffer): void => { if (sink !== null) writeSync(sink, b); else c.stdin!.write(b); };
+      try {
+        send(bytes.subarray(0, 24));
+        for (let k = 0; k < records.length; k++) {
+          send(records[k]!);
+          // the frame must come out while nothing more goes in (it stayed in flight before)
+          const t0 = Date.now();
+          while (recordsOut() < k + 1 && Date.now() - t0 < 3000) await new Promise<void>((r) => { seen = r; setTimeout(r, 50); });
+          assert.equal(recordsOut(), k + 1, `${via}: frame ${k + 1} still not written ${Date.now() - t0} ms after it came; ${stderr}`);
+        }
+      } catch (e) {
+        c.kill('SIGKILL');
+        throw e;
+      } finally {
+        if (sink !== null) closeSync(sink);
+        sink = null;
+        c.stdin!.end();
+      }
+      assert.equal(await exited, 0, stderr);
+      const j = JSON.parse(stderr.trim().split('\n').pop()!) as { framesOut: number; cryptoBatchesOnWorkers: number; outcomes: { CRYPTO_SUCCESS: number } };
+      assert.equal(j.framesOut, records.length);
+      // one batch per frame with crypto, each on the worker
+      assert.equal(j.cryptoBatchesOnWorkers, j.outcomes.CRYPTO_SUCCESS, stderr);
+      assert.ok(j.outcomes.CRYPTO_SUCCESS >= 3, stderr);
+    }
+  });
+
   it('a quiet pipe is waited on without wake-ups (no timers), and what comes next is read', async () => {
     const { input } = await setup;
     const bytes = readFileSync(input);

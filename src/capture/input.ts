@@ -37,6 +37,12 @@ export interface ByteSource {
    * bytes, and every later one, returns 0 (or fails). close() still releases the source.
    */
   abort?(): void;
+  /**
+   * Sources that can wait for ever (a pipe): true while a read is parked waiting for bytes, and
+   * `onWait` (set by ChunkedInput) is called each time one starts to wait.
+   */
+  readonly waiting?: boolean;
+  onWait?: (() => void) | null;
   close(): Promise<void>;
 }
 
@@ -114,12 +120,19 @@ export class FdSource implements ByteSource {
     return fdReadable(fd) !== null;
   }
 
+  /** A read is parked waiting for bytes. */
+  waiting = false;
+  onWait: (() => void) | null = null;
+
   read(target: Buffer, offset: number, length: number): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       let wait = 0;
       const attempt = (): void => {
+        this.waiting = false;
         if (this.closed) { resolve(0); return; }
         if (fdReadable(this.fd) === false) {
+          this.waiting = true;
+          if (wait === 0) this.onWait?.();
           if (this.waitReadable(attempt)) return;
           // no watcher: look again in 1, 2, 4, 8, 8 … ms
           wait = wait === 0 ? 1 : Math.min(wait * 2, 8);
@@ -128,7 +141,12 @@ export class FdSource implements ByteSource {
         }
         fsRead(this.fd, target, offset, length, null, (e, n) => {
           // a non-blocking descriptor (a FIFO, or made so by the watcher) with nothing after all
-          if (e && e.code === 'EAGAIN') { if (!this.waitReadable(attempt)) setTimeout(attempt, 1); return; }
+          if (e && e.code === 'EAGAIN') {
+            this.waiting = true;
+            this.onWait?.();
+            if (!this.waitReadable(attempt)) setTimeout(attempt, 1);
+            return;
+          }
           if (e) reject(e);
           else resolve(n);
         });
@@ -198,10 +216,27 @@ export class IterableSource implements ByteSource {
     const a = src as Partial<AsyncIterable<unknown>>;
     this.it = typeof a[Symbol.asyncIterator] === 'function' ? (src as AsyncIterable<unknown>)[Symbol.asyncIterator]() : (src as Iterable<unknown>)[Symbol.iterator]();
   }
+  /** The stream has had nothing for a turn of the event loop while a read waits. */
+  waiting = false;
+  onWait: (() => void) | null = null;
+  private readonly markWaiting = (): void => {
+    this.waiting = true;
+    this.onWait?.();
+  };
+
   async read(target: Buffer, offset: number, length: number): Promise<number> {
     while (this.pending === null || this.pendingPos >= this.pending.length) {
       if (this.ended) return 0;
-      const r = await this.it.next();
+      const next = this.it.next();
+      // data the stream holds comes in a few microtasks; none after a turn of the loop: waiting
+      const t = this.onWait !== null ? setImmediate(this.markWaiting) : null;
+      let r: IteratorResult<unknown>;
+      try {
+        r = await next;
+      } finally {
+        if (t !== null) clearImmediate(t);
+        this.waiting = false;
+      }
       if (r.done) {
         this.ended = true;
         this.pending = null;
@@ -318,6 +353,28 @@ export class ChunkedInput {
    */
   private early: Promise<number> | null = null;
   private earlyGot = -1;
+  /** ensure() is waiting on the source. */
+  private blocked = false;
+  private stallCb: (() => void) | null = null;
+  /** The source started waiting: a stall if ensure() is waiting on it. */
+  private readonly sourceWaits = (): void => {
+    if (this.blocked) this.stallCb?.();
+  };
+
+  /**
+   * Called when the parser needs bytes and the source is waiting for them (a quiet pipe): the
+   * pipeline then finishes the frames it holds instead of keeping them until more input comes.
+   * Only sources that can wait for ever report it (FdSource, IterableSource).
+   */
+  set onStall(f: (() => void) | null) {
+    this.stallCb = f;
+    if (this.source.onWait !== undefined) this.source.onWait = f === null ? null : this.sourceWaits;
+  }
+
+  /** The source can stall (onStall may be called). */
+  get canStall(): boolean {
+    return this.source.onWait !== undefined;
+  }
 
   constructor(
     private readonly source: ByteSource,
@@ -451,13 +508,20 @@ export class ChunkedInput {
     }
     while (this.end - this.pos < n) {
       if (this.early !== null) {
+        this.blocked = true;
+        if (this.source.waiting === true) this.stallCb?.();
         await this.takeEarly();
+        this.blocked = false;
         continue;
       }
       if (this.eof) return false;
       const room = this.buf.length - this.end;
       if (this.buf.length - this.pos < n || room < Math.min(MIN_READ, this.chunkSize)) this.renew(n);
-      const got = await this.source.read(this.buf, this.end, this.buf.length - this.end);
+      this.blocked = true;
+      const p = this.source.read(this.buf, this.end, this.buf.length - this.end);
+      if (this.source.waiting === true) this.stallCb?.();
+      const got = await p;
+      this.blocked = false;
       if (got === 0) {
         this.eof = true;
         return false;

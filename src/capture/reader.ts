@@ -75,6 +75,14 @@ export interface CaptureReader {
    * null for none): their memory may be reused for later input. Optional to call.
    */
   recycleBefore?(live: CaptureFrame | null): void;
+  /**
+   * Set by a consumer that holds frames between batches: called when nextBatch is waiting for
+   * input that may be long in coming (a quiet pipe), so it can finish them now. Absent or never
+   * called for files.
+   */
+  onStall?: (() => void) | null;
+  /** onStall can be called (a pipe, a FIFO, a stream). */
+  readonly canStall?: boolean;
   /** Release the file or stream. Idempotent. */
   close(): Promise<void>;
 }
@@ -103,6 +111,8 @@ class Reader implements CaptureReader {
   get unknownBlocks(): number { return this.state.unknownBlocks; }
   get skippedRecords(): number { return this.state.skippedRecords; }
   get frameCount(): number { return this.state.frameCount; }
+  get canStall(): boolean { return this.input.canStall; }
+  set onStall(f: (() => void) | null) { this.input.onStall = f; }
 
   async nextBatch(max: number): Promise<CaptureFrame[] | null> {
     if (this.done) return null;

@@ -302,6 +302,9 @@ interface AnyBatch {
  * The read → prepare → crypto → process loop with a bounded number of batches in flight
  * (back-pressure: a slow writer or slow crypto stops the reading).
  */
+/** pump: the read is waiting for input (a quiet pipe). */
+const STALLED: unique symbol = Symbol('stalled');
+
 async function pump(
   reader: CaptureReader,
   runner: CryptoRunner,
@@ -363,10 +366,33 @@ async function pump(
     if (writer) await writer.flush();
     if (oobOut) await oobOut.flush();
   };
+  // Input that may be long in coming (a quiet pipe): the frames in flight are finished while the
+  // read waits, so that a live pipe's packets reach the output now, not when the next ones come.
+  const canStall = reader.canStall === true;
+  let pendingRead: Promise<CaptureFrame[] | null> | null = null;
+  let stalled = false;
+  let onStalled: (() => void) | null = null;
+  if (canStall) reader.onStall = () => { stalled = true; const f = onStalled; onStalled = null; f?.(); };
   for (;;) {
     if (stop?.stopped) break;
     // A stop request must not wait for input that may never come (a quiet pipe).
-    const frames = await readBatch();
+    if (pendingRead === null) {
+      stalled = false;
+      pendingRead = readBatch();
+    }
+    let frames: CaptureFrame[] | null;
+    if (canStall && inflight.length > 0) {
+      const r = stalled ? STALLED : await Promise.race([pendingRead, new Promise<typeof STALLED>((res) => { onStalled = () => res(STALLED); })]);
+      onStalled = null;
+      if (r === STALLED) {
+        while (inflight.length) await finishHead();
+        continue; // the same read, still waiting
+      }
+      frames = r;
+    } else {
+      frames = await pendingRead;
+    }
+    pendingRead = null;
     wakeRead = null;
     if (stop?.stopped) break;
     if (frames === null) break;
