@@ -40,7 +40,7 @@
  *                                        -errno for one it cannot watch (a regular file: EPERM)
  *   waitStart(w) -> 0 | -errno           cb(status) once, when `fd` is readable (status < 0: a
  *                                        libuv error); keeps the event loop alive until then
- *   waitClose(w)                         stop and free the watcher (not to be used after)
+ *   waitClose(w)                         stop and close the watcher (later calls with it throw)
  */
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
@@ -1609,11 +1609,33 @@ typedef struct {
   napi_env env;
   napi_ref cb;
   napi_async_context actx;
-  int closed;
+  int closed;   /* waitClose was called: uv_close is under way or done */
+  int released; /* one of the two owners let go: the handle (closed by libuv) or the external (collected) */
 } fd_wait;
 
+/* The memory has two owners, libuv's closed handle and the JS external: freed when both let go. */
+static void fd_wait_release(fd_wait *w) {
+  if (w->released) free(w);
+  else w->released = 1;
+}
+
 static void fd_wait_freed(uv_handle_t *h) {
-  free(h->data);
+  fd_wait_release((fd_wait *)h->data);
+}
+
+/* The external was collected: a watcher never closed is closed now (it was not waiting: a started
+ * one is reachable from FdSource). */
+static void fd_wait_finalize(napi_env env, void *data, void *hint) {
+  fd_wait *w = (fd_wait *)data;
+  (void)hint;
+  if (!w->closed) {
+    w->closed = 1;
+    uv_poll_stop(&w->h);
+    napi_delete_reference(env, w->cb);
+    napi_async_destroy(env, w->actx);
+    uv_close((uv_handle_t *)&w->h, fd_wait_freed);
+  }
+  fd_wait_release(w);
 }
 
 static void fd_wait_event(uv_poll_t *h, int status, int events) {
@@ -1667,9 +1689,10 @@ static napi_value js_wait_new(napi_env env, napi_callback_info info) {
   w->h.data = w;
   w->env = env;
   if (napi_create_reference(env, argv[1], 1, &w->cb) != napi_ok || napi_create_string_utf8(env, "ipsecov2.fdWait", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_async_init(env, NULL, name, &w->actx) != napi_ok || napi_create_external(env, w, NULL, NULL, &out) != napi_ok) {
+      napi_async_init(env, NULL, name, &w->actx) != napi_ok || napi_create_external(env, w, fd_wait_finalize, NULL, &out) != napi_ok) {
     if (w->cb != NULL) napi_delete_reference(env, w->cb);
     w->closed = 1;
+    w->released = 1; /* no external owns it */
     uv_close((uv_handle_t *)&w->h, fd_wait_freed);
     return NULL;
   }
@@ -1696,7 +1719,7 @@ static napi_value js_wait_close(napi_env env, napi_callback_info info) {
   uv_poll_stop(&w->h);
   napi_delete_reference(env, w->cb);
   napi_async_destroy(env, w->actx);
-  uv_close((uv_handle_t *)&w->h, fd_wait_freed); /* freed by the loop, after this call */
+  uv_close((uv_handle_t *)&w->h, fd_wait_freed); /* freed once the loop has closed it and the external is collected */
   return NULL;
 }
 

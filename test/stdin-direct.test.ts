@@ -199,6 +199,8 @@ describe('the addon: a readiness watcher on the event loop (fdWatcher)', { skip:
       assert.equal(w.start(), true);
       await again;
       assert.deepEqual(calls, [0, 0]);
+      w.close();
+      assert.equal(w.start(), false, 'closed');
     } finally {
       w?.close();
       closeSync(fd);
@@ -231,6 +233,16 @@ describe('the addon: a readiness watcher on the event loop (fdWatcher)', { skip:
     assert.equal(closed.status, 0, closed.stderr);
     assert.equal(closed.stdout, '');
     assert.ok(Date.now() - t0 < 5000);
+    // dropped without close and collected: closed by its finalizer, the process ends normally
+    const dropped = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', `
+      import { openSync, constants } from 'node:fs';
+      import { fdWatcher } from ${JSON.stringify(native)};
+      const fd = openSync(${JSON.stringify(fifo)}, constants.O_RDWR | constants.O_NONBLOCK);
+      for (let i = 0; i < 100; i++) fdWatcher(fd, () => undefined);
+      globalThis.gc();
+      setTimeout(() => { globalThis.gc(); console.log('done'); }, 50);`], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(dropped.status, 0, dropped.stderr);
+    assert.equal(dropped.stdout.trim(), 'done');
   });
 });
 

@@ -508,20 +508,27 @@ export class ChunkedInput {
     }
     while (this.end - this.pos < n) {
       if (this.early !== null) {
+        // the read issued early may have parked before the parser came to need it
         this.blocked = true;
         if (this.source.waiting === true) this.stallCb?.();
-        await this.takeEarly();
-        this.blocked = false;
+        try {
+          await this.takeEarly();
+        } finally {
+          this.blocked = false;
+        }
         continue;
       }
       if (this.eof) return false;
       const room = this.buf.length - this.end;
       if (this.buf.length - this.pos < n || room < Math.min(MIN_READ, this.chunkSize)) this.renew(n);
+      // a read that parks says so (onWait, sourceWaits)
       this.blocked = true;
-      const p = this.source.read(this.buf, this.end, this.buf.length - this.end);
-      if (this.source.waiting === true) this.stallCb?.();
-      const got = await p;
-      this.blocked = false;
+      let got: number;
+      try {
+        got = await this.source.read(this.buf, this.end, this.buf.length - this.end);
+      } finally {
+        this.blocked = false;
+      }
       if (got === 0) {
         this.eof = true;
         return false;

@@ -298,13 +298,13 @@ interface AnyBatch {
   n: number;
 }
 
+/** pump: the read is waiting for input (a quiet pipe). */
+const STALLED: unique symbol = Symbol('stalled');
+
 /**
  * The read → prepare → crypto → process loop with a bounded number of batches in flight
  * (back-pressure: a slow writer or slow crypto stops the reading).
  */
-/** pump: the read is waiting for input (a quiet pipe). */
-const STALLED: unique symbol = Symbol('stalled');
-
 async function pump(
   reader: CaptureReader,
   runner: CryptoRunner,
