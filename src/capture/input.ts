@@ -98,12 +98,13 @@ export function stdinReadDirectly(): boolean {
  * given by path. Each read goes straight into the reader's chunk, up to the whole chunk (a pipe
  * gives what it holds), instead of 64 KiB stream chunks copied once more (stdin) or 64 KiB reads
  * (a FIFO's FileHandle before). Reads are sequential (position null).
- * A read is issued only once the descriptor is readable (the addon's poll() without waiting,
- * then again after 1, 2, 4, 8 ms): a read waiting in libuv's thread pool for a quiet pipe would
- * keep the process from exiting, even through process.exit(), until the pipe's writer writes or
- * closes; a wait on a timer ends at close() (a run that stopped early: an interrupt, a broken
- * capture). Needs the addon (`usable`). close() calls `release` (a FIFO's FileHandle closes;
- * standard input stays open: it is the process's).
+ * A read is issued only once the descriptor is readable (the addon's poll() without waiting): a
+ * read waiting in libuv's thread pool for a quiet pipe would keep the process from exiting, even
+ * through process.exit(), until the pipe's writer writes or closes. Until then the read is parked
+ * on the addon's event-loop watcher (timers of 1, 2, 4, 8 ms where none can be made), which
+ * abort() and close() end at once (a run that stopped early: an interrupt, a broken capture).
+ * Needs the addon (`usable`). close() calls `release` (a FIFO's FileHandle closes; standard
+ * input stays open: it is the process's).
  */
 export class FdSource implements ByteSource {
   readonly readsAhead = true;
@@ -130,26 +131,22 @@ export class FdSource implements ByteSource {
       const attempt = (): void => {
         this.waiting = false;
         if (this.closed) { resolve(0); return; }
-        if (fdReadable(this.fd) === false) {
-          this.waiting = true;
-          if (wait === 0) this.onWait?.();
-          if (this.waitReadable(attempt)) return;
-          // no watcher: look again in 1, 2, 4, 8, 8 … ms
-          wait = wait === 0 ? 1 : Math.min(wait * 2, 8);
-          setTimeout(attempt, wait);
-          return;
-        }
+        if (fdReadable(this.fd) === false) { park(); return; }
         fsRead(this.fd, target, offset, length, null, (e, n) => {
           // a non-blocking descriptor (a FIFO, or made so by the watcher) with nothing after all
-          if (e && e.code === 'EAGAIN') {
-            this.waiting = true;
-            this.onWait?.();
-            if (!this.waitReadable(attempt)) setTimeout(attempt, 1);
-            return;
-          }
-          if (e) reject(e);
+          if (e && e.code === 'EAGAIN') park();
+          else if (e) reject(e);
           else resolve(n);
         });
+      };
+      /** Wait until the descriptor is readable, then attempt again. */
+      const park = (): void => {
+        this.waiting = true;
+        if (wait === 0) this.onWait?.();
+        if (this.waitReadable(attempt)) return;
+        // no watcher: look again in 1, 2, 4, 8, 8 … ms
+        wait = wait === 0 ? 1 : Math.min(wait * 2, 8);
+        setTimeout(attempt, wait);
       };
       attempt();
     });

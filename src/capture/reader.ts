@@ -260,7 +260,7 @@ export async function openCapture(input: string, opts: OpenOptions = {}): Promis
   if (pre !== null && pre.isFIFO() && FdSource.usable()) {
     // A named pipe: read like standard input (input.ts: FdSource), the pipe made larger. Opened
     // without waiting for a writer: a blocking open waits in libuv's pool, and that outlives
-    // even a second Ctrl-C until some writer opens the pipe; FdSource waits for bytes on timers.
+    // even a second Ctrl-C until some writer opens the pipe; FdSource waits for bytes on the event loop.
     const fifo = await fsOpen(input, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     growPipe(fifo.fd);
     return openSource(new FdSource(fifo.fd, () => fifo.close()), input, null, opts);
