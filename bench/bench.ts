@@ -397,11 +397,13 @@ async function main(): Promise<void> {
     for (const [algo, payload, nFrames] of cases) {
       const file = ensureEsp(algo, payload, nFrames);
       const ts = ONLY.includes('tshark') && payload === 1400 ? tsharkTime(file, algo) : null;
-      // worker counts interleaved run by run: the machine's speed drifts between minutes
-      const counts = [0, 1, NCPU];
+      // worker counts interleaved run by run: the machine's speed drifts between minutes; and
+      // NCPU workers with glibc's heap as it is (src/pipeline/heap.ts), interleaved too
+      const counts = [0, 1, NCPU, NCPU];
+      const envOf = (k: number): NodeJS.ProcessEnv | undefined => (k === 3 ? { IPSECOV2_NO_HEAP_TUNING: '1' } : undefined);
       const byCount: RunFig[][] = counts.map(() => []);
       for (let i = 0; i < REPS; i++) {
-        counts.forEach((w, k) => byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(w)])));
+        counts.forEach((w, k) => byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(w)], envOf(k))));
       }
       for (let k = 0; k < counts.length; k++) {
         const w = counts[k]!;
@@ -410,12 +412,12 @@ async function main(): Promise<void> {
         const r0 = runs[0]!;
         if ((r0.outcomes.CRYPTO_SUCCESS ?? 0) !== r0.frames) throw new Error(`not every frame decrypted: ${JSON.stringify(r0.outcomes)}`);
         const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
-        if (w === NCPU && algo !== 'heavy') {
+        if (w === NCPU && k !== 3 && algo !== 'heavy') {
           const label = `rx ${algo === 'gcm' ? 'AES-128-GCM' : 'AES-128-CBC + HMAC-SHA1-96'} ${payload} B, ${r0.frames} frames, ${w} workers`;
           target(`${label} ≥ ${algo === 'cbc' ? 200 : payload === 64 ? 500 : 300}k frames/s`, r0.frames / secs, algo === 'cbc' ? 200000 : payload === 64 ? 500000 : 300000, kfps);
           if (ts && algo === 'gcm') target(`${label}: ≥ 17× tshark`, (r0.frames / secs) / (ts.frames / ts.secs), 17, (v) => `${v.toFixed(2)}×`);
         }
-        console.log(`| ${algo === 'heavy' ? '3des+sha512' : algo} ${payload} B${nFrames !== FRAMES ? `, ${r0.frames} frames` : ''} | ${w}${w > 0 ? ` (${poolNote(runs)})` : ''} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * payload, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
+        console.log(`| ${algo === 'heavy' ? '3des+sha512' : algo} ${payload} B${nFrames !== FRAMES ? `, ${r0.frames} frames` : ''} | ${w}${w > 0 ? ` (${poolNote(runs)})` : ''}${k === 3 ? ', heap not tuned (IPSECOV2_NO_HEAP_TUNING=1)' : ''} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * payload, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
       }
       if (ts) console.log(`| tshark 4 ${algo} ${payload} B | – | ${ts.secs.toFixed(2)} | ${fmtRate(ts.frames, ts.secs, 0)} (${ts.frames} good ICVs) | ${gbit(ts.frames * payload, ts.secs)} | – | 1× |`);
     }
@@ -433,9 +435,12 @@ async function main(): Promise<void> {
       // AES-GCM (the 17× target): tshark before and after our runs, the ratio against the mean of
       // the two, so a drift of the machine's speed during the section weighs on both sides
       const tsBefore = ONLY.includes('tshark') ? tsharkTime(file, algo) : null;
-      // AES-GCM also at NCPU workers with the helper threads left SCHED_OTHER (src/pipeline/priority.ts), interleaved
-      const counts = algo === 'gcm' ? [0, 1, NCPU, NCPU] : [0, 1, NCPU];
-      const envOf = (k: number): NodeJS.ProcessEnv | undefined => (k === 3 ? { IPSECOV2_NO_HELPER_BATCH: '1' } : undefined);
+      // also at NCPU workers with glibc's heap as it is (src/pipeline/heap.ts), and for AES-GCM with
+      // the helper threads left SCHED_OTHER (src/pipeline/priority.ts), interleaved
+      const counts = algo === 'gcm' ? [0, 1, NCPU, NCPU, NCPU] : [0, 1, NCPU, NCPU];
+      const NOTES = ['', '', '', ', heap not tuned (IPSECOV2_NO_HEAP_TUNING=1)', ', helper threads not SCHED_BATCH (IPSECOV2_NO_HELPER_BATCH=1)'];
+      const LABELS = ['', '', '', ', heap not tuned', ', helpers SCHED_OTHER'];
+      const envOf = (k: number): NodeJS.ProcessEnv | undefined => (k === 3 ? { IPSECOV2_NO_HEAP_TUNING: '1' } : k === 4 ? { IPSECOV2_NO_HELPER_BATCH: '1' } : undefined);
       const byCount: RunFig[][] = counts.map(() => []);
       for (let i = 0; i < Math.min(REPS, 3); i++) {
         counts.forEach((w, k) => byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(w)], envOf(k))));
@@ -449,13 +454,13 @@ async function main(): Promise<void> {
         if ((r0.outcomes.CRYPTO_SUCCESS ?? 0) !== r0.frames) throw new Error(`not every frame decrypted: ${JSON.stringify(r0.outcomes)}`);
         const w = counts[k]!;
         const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
-        const label = `rx ${name} 1400 B, ${(size / 1e9).toFixed(2)} GB, ${w} workers${k === 3 ? ', helpers SCHED_OTHER' : ''}`;
-        if (w === NCPU && k !== 3) {
+        const label = `rx ${name} 1400 B, ${(size / 1e9).toFixed(2)} GB, ${w} workers${LABELS[k]}`;
+        if (w === NCPU && k < 3) {
           target(`${label} ≥ ${algo === 'gcm' ? 300 : 200}k frames/s`, r0.frames / secs, algo === 'gcm' ? 300000 : 200000, kfps);
           if (ts && algo === 'gcm') target(`${label}: ≥ 17× tshark`, (r0.frames / secs) / (ts.frames / ts.secs), 17, (v) => `${v.toFixed(2)}×`);
         }
         target(`${label}: peak RSS < 150 MB`, Math.max(...runs.map((r) => r.maxRssMB)), 150, (v) => `${v.toFixed(0)} MB`, true);
-        console.log(`| ${w}${w > 0 ? ` (${poolNote(runs)})` : ''}${k === 3 ? ', helper threads not SCHED_BATCH (IPSECOV2_NO_HELPER_BATCH=1)' : ''} | ${secs.toFixed(2)} (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * 1400, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${r0.nativeOutputFrames} | ${ratio} |`);
+        console.log(`| ${w}${w > 0 ? ` (${poolNote(runs)})` : ''}${NOTES[k]} | ${secs.toFixed(2)} (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * 1400, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${r0.nativeOutputFrames} | ${ratio} |`);
       }
       if (ts) {
         const runs = tsAfter !== null ? `mean of the runs before and after ours: ${tsBefore!.secs.toFixed(2)}, ${tsAfter.secs.toFixed(2)} s` : 'one run';

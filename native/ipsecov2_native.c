@@ -41,6 +41,10 @@
  *   waitStart(w) -> 0 | -errno           cb(status) once, when `fd` is readable (status < 0: a
  *                                        libuv error); keeps the event loop alive until then
  *   waitClose(w)                         stop and close the watcher (later calls with it throw)
+ *   heapHuge(reserve) -> bytes | -errno | null  glibc's main heap keeps freed memory, and the
+ *                                        heap it grows by now (reserve + 64 MiB) is backed by
+ *                                        transparent huge pages (src/pipeline/heap.ts): bytes
+ *                                        advised (0 when already done); null without Linux+glibc
  */
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
@@ -60,6 +64,7 @@
 #include <openssl/sha.h>
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
@@ -74,9 +79,18 @@
 #ifndef SCHED_BATCH
 #define SCHED_BATCH 3 /* <sched.h> defines it under _GNU_SOURCE only */
 #endif
+#include <sys/mman.h>
+#include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#ifndef MADV_HUGEPAGE
+#define MADV_HUGEPAGE 14
+#endif
+#undef R_OK /* <unistd.h> brings access()'s modes too */
 #endif
 
-#define ABI_VERSION 8
+#define ABI_VERSION 9
 
 enum { R_OK = 0, R_AUTH = 1, R_LEN = 2, R_INT = 3 };
 
@@ -1545,6 +1559,75 @@ static napi_value js_thread_batch(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * heapHuge(reserve): see src/pipeline/heap.ts for why. glibc on Linux only; once per process.
+ *   1. Freed memory stays in the heap for the next allocation (M_TRIM_THRESHOLD 256 MiB) and
+ *      buffers under 32 MiB come from the heap, not from an mmap() each, which free() would unmap
+ *      (M_MMAP_THRESHOLD; a fixed threshold instead of glibc's adaptive one).
+ *   2. The heap grows 64 MiB at a time (M_TOP_PAD): one allocation of `reserve` bytes, freed at
+ *      once, makes it grow now by about reserve + 64 MiB of address space (no memory yet), by brk
+ *      or, where something is mapped just past the heap, by an mmap.
+ *   3. The 2 MiB-aligned part of that new space (from the allocation to the end of its mapping, at
+ *      most reserve + 64 MiB) gets MADV_HUGEPAGE: its first touches fault 2 MiB at a time, not
+ *      4 KiB (where the kernel's transparent huge pages are "always" or "madvise"; under "never"
+ *      the advice changes nothing).
+ * Returns the bytes advised, 0 on a second call or when none were, -errno if madvise refused;
+ * null elsewhere (nothing done).
+ */
+#if defined(__linux__) && defined(__GLIBC__)
+/* The end of the mapping that holds addr (/proc/self/maps), or 0. */
+static uintptr_t mapping_end(uintptr_t addr) {
+  char line[512];
+  uintptr_t end = 0;
+  FILE *f = fopen("/proc/self/maps", "r");
+  if (f == NULL) return 0;
+  while (fgets(line, sizeof(line), f) != NULL) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && addr >= lo && addr < hi) {
+      end = (uintptr_t)hi;
+      break;
+    }
+  }
+  fclose(f);
+  return end;
+}
+#endif
+
+static napi_value js_heap_huge(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  int32_t reserve;
+  double r = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !get_i32(env, argv[0], &reserve) || reserve <= 0 || reserve > (16 << 20)) return throw_type(env, "heapHuge: a size up to 16 MiB");
+#if defined(__linux__) && defined(__GLIBC__)
+  {
+    static int done = 0;
+    const uintptr_t huge = (uintptr_t)2 << 20, pad = (uintptr_t)64 << 20;
+    if (!done) {
+      done = 1;
+      mallopt(M_MMAP_THRESHOLD, 32 << 20);
+      mallopt(M_TRIM_THRESHOLD, 256 << 20);
+      mallopt(M_TOP_PAD, (int)pad);
+      void *p = malloc((size_t)reserve);
+      if (p != NULL) {
+        uintptr_t end = mapping_end((uintptr_t)p);
+        if (end > (uintptr_t)p + reserve + pad) end = (uintptr_t)p + reserve + pad;
+        uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), b = end & ~(huge - 1);
+        if (b > a) r = madvise((void *)a, b - a, MADV_HUGEPAGE) == 0 ? (double)(b - a) : -errno;
+        free(p);
+      }
+    }
+  }
+  CHECK(napi_create_double(env, r, &out));
+#else
+  (void)reserve;
+  (void)r;
+  CHECK(napi_get_null(env, &out));
+#endif
+  return out;
+}
+
+/*
  * pipeSize(fd, bytes) -> the pipe's size after asking for `bytes` (Linux F_SETPIPE_SZ, rounded up
  * by the kernel), or -errno: -EPERM above the user's limit (/proc/sys/fs/pipe-max-size), -EBADF
  * for a descriptor that is not a pipe, -ENOSYS off Linux.
@@ -1746,6 +1829,7 @@ NAPI_MODULE_INIT() {
     {"waitNew", NULL, js_wait_new, NULL, NULL, NULL, napi_enumerable, NULL},
     {"waitStart", NULL, js_wait_start, NULL, NULL, NULL, napi_enumerable, NULL},
     {"waitClose", NULL, js_wait_close, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"heapHuge", NULL, js_heap_huge, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi;
   if (OpenSSL_version_num() >> 28 != 3) { /* built against OpenSSL 3 headers: refuse anything else */

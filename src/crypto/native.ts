@@ -18,7 +18,7 @@ import { envFlag } from '../env.js';
 import type { AhParams, AhTransform, EspParams, EspTransform, OpenResult } from './types.js';
 
 /** The addon's JS-facing API version this loader speaks (ABI_VERSION in the C file). */
-const EXPECTED_ABI = 8;
+const EXPECTED_ABI = 9;
 const ADDON_FILE = join('build', 'Release', 'ipsecov2_native.node');
 
 type Ctx = object;
@@ -42,6 +42,8 @@ interface Addon {
   waitNew(fd: number, cb: (status: number) => void): object | number;
   waitStart(w: object): number;
   waitClose(w: object): void;
+  /** glibc's main heap keeps freed memory and `reserve` bytes of new heap get transparent huge pages: bytes advised, 0, or -errno. */
+  heapHuge(reserve: number): number | null;
   /** Cipher contexts made from now on call the provider's functions directly (true) or use EVP; returns the previous setting. */
   setDirect(on?: boolean | null): boolean;
   /** Cipher contexts made so far: [with direct provider calls, through EVP]. */
@@ -106,6 +108,16 @@ export function aliasSharedMemory(sab: SharedArrayBuffer): ArrayBuffer | null {
 export function setThreadBatch(tid: number): boolean {
   const a = load();
   return a !== null && a.threadBatch(tid);
+}
+
+/**
+ * Tune glibc's main heap for this process (src/pipeline/heap.ts): the bytes given transparent
+ * huge pages (0 when none were), a negative errno when refused, or null without the addon or
+ * off Linux with glibc.
+ */
+export function tuneHeap(reserve: number): number | null {
+  const a = load();
+  return a === null ? null : a.heapHuge(reserve);
 }
 
 /**

@@ -63,6 +63,8 @@ export class RunStats {
   refusedOutputFrames = 0;
   /** Helper threads made SCHED_BATCH for this run (src/pipeline/priority.ts). */
   helperThreadsBatch = 0;
+  /** Bytes of glibc's heap given transparent huge pages for this process (src/pipeline/heap.ts). */
+  hugeHeapBytes = 0;
 
   /** Count one frame's record. */
   record(r: OobRecord): void {
@@ -102,6 +104,7 @@ export class RunStats {
       cryptoBatchesOnWorkers: this.cryptoBatchesOnWorkers,
       nativeOutputFrames: this.nativeOutputFrames,
       helperThreadsBatch: this.helperThreadsBatch,
+      hugeHeapBytes: this.hugeHeapBytes,
       perSa: Object.fromEntries([...this.perSa.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, v.toJSON()])),
     };
   }

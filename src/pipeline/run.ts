@@ -21,6 +21,7 @@ import { createCryptoRunner, type CryptoRunner, type Rebuild } from './pool.js';
 import { OutputFile } from './output.js';
 import { Progress } from './progress.js';
 import { HelperScheduling } from './priority.js';
+import { applyHeapTuning } from './heap.js';
 
 export interface RunOptions {
   path: 'rx' | 'tx';
@@ -60,6 +61,11 @@ export interface RunOptions {
    * embedding runCapture keeps its threads as they are unless it asks.
    */
   helperScheduling?: boolean;
+  /**
+   * Tune glibc's heap for this process before the run's buffers are made (heap.ts: freed memory
+   * kept, transparent huge pages; Linux with the addon). For the CLI, like helperScheduling.
+   */
+  heapTuning?: boolean;
 }
 
 /** Set `stopped` (and call `wake`) to end a run early: frames in flight are finished, outputs closed. */
@@ -89,6 +95,7 @@ export interface RunResult {
 
 /** Process a whole capture. Throws CaptureFormatError / CaptureWriteError for file-level faults. */
 export async function runCapture(opts: RunOptions, stop?: StopSignal): Promise<RunResult> {
+  applyHeapTuning(opts.heapTuning === true);
   const open = opts.maxFrameLen ? { maxFrameLen: opts.maxFrameLen } : {};
   if (!stop) return runReader(await openCapture(opts.input, open), opts);
   // A stop before the capture's first bytes (a pipe or FIFO nobody writes yet) ends the wait:
@@ -119,6 +126,7 @@ export class StoppedBeforeCapture extends Error {
 /** Process frames from an open reader (files, stdin, live capture). */
 export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: StopSignal): Promise<RunResult> {
   const stats = new RunStats();
+  stats.hugeHeapBytes = Math.max(0, applyHeapTuning(opts.heapTuning === true) ?? 0);
   const warnings: string[] = [];
   let writer: CaptureWriter | null = null;
   let oobOut: OutputFile | null = null;
