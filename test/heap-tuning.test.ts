@@ -78,10 +78,12 @@ describe('heap tuning', () => {
       const { tuneHeap } = await import(${JSON.stringify(join(DIST_SRC, 'crypto/native.js'))});
       const hg0 = hgBytes(), first = tuneHeap(16 << 20), second = tuneHeap(16 << 20);
       console.log(JSON.stringify({ hg0, first, second, hg: hgBytes() }));`);
-    // the heap grows by the 16 MiB asked for and the 64 MiB pad: all but the edges are advised
-    assert.ok(r.first! >= 64 << 20 && r.first! <= 80 << 20, `advised ${r.first}`);
     assert.equal(r.second, 0);
     assert.equal(r.hg0, 0);
+    // a kernel built without transparent huge pages refuses the advice (EINVAL)
+    if (thpMode() === null && r.first === -22) return;
+    // the heap grows by the 16 MiB asked for and the 64 MiB pad: all but the edges are advised
+    assert.ok(r.first! >= 64 << 20 && r.first! <= 80 << 20, `advised ${r.first}`);
     assert.ok(r.hg! >= r.first!, `hg mappings ${r.hg} bytes`);
   });
 
@@ -116,8 +118,8 @@ describe('heap tuning', () => {
       assert.equal(r.hg, 0);
     }
     const on = run(true);
-    assert.ok(on.huge! > 0, JSON.stringify(on));
     assert.ok(on.hg! >= on.huge!, JSON.stringify(on));
+    if (thpMode() !== null) assert.ok(on.huge! > 0, JSON.stringify(on)); // else the advice is refused
   });
 
   it('the CLI tunes it (IPSECOV2_NO_HEAP_TUNING=1: not): same outputs, fewer page faults', { skip }, () => {
@@ -134,7 +136,7 @@ describe('heap tuning', () => {
     let off = run('off', { IPSECOV2_NO_HEAP_TUNING: '1' });
     let on = run('on', {});
     assert.equal(off.hugeHeapBytes, 0);
-    assert.ok(on.hugeHeapBytes > 0);
+    if (thpMode() !== null) assert.ok(on.hugeHeapBytes > 0);
     assert.ok(on.pcapng.equals(off.pcapng), 'the pcapng output differs');
     assert.ok(on.oob.equals(off.oob), 'the OOB output differs');
     offs.push(off.minorPageFaults);
