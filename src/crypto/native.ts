@@ -42,7 +42,7 @@ interface Addon {
   waitNew(fd: number, cb: (status: number) => void): object | number;
   waitStart(w: object): number;
   waitClose(w: object): void;
-  /** glibc's main heap keeps freed memory and `reserve` bytes of new heap get transparent huge pages: bytes advised, 0, or -errno. */
+  /** glibc's main heap keeps freed memory and its new space gets transparent huge pages: bytes advised, 0, -errno, or null without Linux+glibc. */
   heapHuge(reserve: number): number | null;
   /** Cipher contexts made from now on call the provider's functions directly (true) or use EVP; returns the previous setting. */
   setDirect(on?: boolean | null): boolean;
