@@ -90,7 +90,7 @@
 #undef R_OK /* <unistd.h> brings access()'s modes too */
 #endif
 
-#define ABI_VERSION 9
+#define ABI_VERSION 10
 
 enum { R_OK = 0, R_AUTH = 1, R_LEN = 2, R_INT = 3 };
 
@@ -730,6 +730,9 @@ typedef struct {
   uint8_t *espKind, *ahKind;
   esp_ctx **esp;
   ah_ctx **ah;
+  /* held while a batch runs on it or a slot is set: a crypto thread (below) runs batches on a
+     table whose slots the main thread defines */
+  uv_mutex_t mu;
 } slot_table;
 
 static void table_free(slot_table *t) {
@@ -741,6 +744,7 @@ static void table_free(slot_table *t) {
   }
   free(t->espKind); free(t->ahKind); free(t->esp); free(t->ah);
   t->magic = 0;
+  uv_mutex_destroy(&t->mu);
   free(t);
 }
 
@@ -1131,6 +1135,7 @@ static napi_value js_table_new(napi_env env, napi_callback_info info) {
   slot_table *t = (slot_table *)calloc(1, sizeof(*t));
   (void)info;
   if (!t) return throw_range(env, "tableNew: out of memory");
+  if (uv_mutex_init(&t->mu) != 0) { free(t); return throw_range(env, "tableNew: no mutex"); }
   t->magic = MAGIC_TAB;
   if (napi_create_external(env, t, fin_tab, NULL, &out) != napi_ok) { table_free(t); return NULL; }
   return out;
@@ -1153,7 +1158,8 @@ static napi_value js_table_set(napi_env env, napi_callback_info info) {
     return throw_range(env, "tableSet: slot or kind out of range");
   if (ek == K_NATIVE && !(e = (esp_ctx *)get_ext(env, argv[3], MAGIC_ESP))) return throw_type(env, "tableSet: ESP context");
   if (ak == K_NATIVE && !(a = (ah_ctx *)get_ext(env, argv[5], MAGIC_AH))) return throw_type(env, "tableSet: AH context");
-  if (!table_grow(t, slot)) return throw_range(env, "tableSet: out of memory");
+  uv_mutex_lock(&t->mu);
+  if (!table_grow(t, slot)) { uv_mutex_unlock(&t->mu); return throw_range(env, "tableSet: out of memory"); }
   if (e) e->refs++;
   if (a) a->refs++;
   esp_release(t->esp[slot]);
@@ -1162,44 +1168,300 @@ static napi_value js_table_set(napi_env env, napi_callback_info info) {
   t->ah[slot] = a;
   t->espKind[slot] = (uint8_t)ek;
   t->ahKind[slot] = (uint8_t)ak;
+  uv_mutex_unlock(&t->mu);
   return NULL;
 }
 
-/* runBatch(table, data: Uint8Array, meta: Int32Array, n) -> deferred count */
+/* The arguments of runBatch / threadRun after the first: data, meta, n[, srcs]. */
+typedef struct {
+  uint8_t *data;
+  size_t dlen;
+  int32_t *meta;
+  uint32_t n;
+  batch_srcs srcs;
+} batch_args;
+
+static const char *get_batch_args(napi_env env, const napi_value *argv, size_t argc, batch_args *b) {
+  size_t mlen;
+  void *mp = NULL;
+  napi_typedarray_type mt;
+  int32_t n;
+  b->srcs.count = 0;
+  if (argc >= 4 && !is_nullish(env, argv[3])) {
+    uint32_t k, len = 0;
+    bool isArr = false;
+    if (napi_is_array(env, argv[3], &isArr) != napi_ok || !isArr) return "srcs must be an array";
+    if (napi_get_array_length(env, argv[3], &len) != napi_ok) return "srcs must be an array";
+    if (len > MAX_SRCS) return "too many srcs";
+    for (k = 0; k < len; k++) {
+      napi_value v;
+      if (napi_get_element(env, argv[3], k, &v) != napi_ok || !get_bytes(env, v, &b->srcs.p[k], &b->srcs.n[k])) return "srcs must hold Uint8Arrays";
+    }
+    b->srcs.count = len;
+  }
+  if (!get_bytes(env, argv[0], &b->data, &b->dlen)) return "data must be a Uint8Array";
+  if (napi_get_typedarray_info(env, argv[1], &mt, &mlen, &mp, NULL, NULL) != napi_ok || mt != napi_int32_array)
+    return "meta must be an Int32Array";
+  if (!get_i32(env, argv[2], &n) || n < 0 || (size_t)n * JOB_FIELDS > mlen) return "bad job count";
+  b->meta = (int32_t *)mp;
+  b->n = (uint32_t)n;
+  return NULL;
+}
+
+static uint32_t run_locked(slot_table *t, batch_args *b) {
+  uint32_t d;
+  if (b->n == 0) return 0;
+  uv_mutex_lock(&t->mu);
+  d = run_batch(t, b->data, b->dlen, b->meta, b->n, &b->srcs);
+  uv_mutex_unlock(&t->mu);
+  return d;
+}
+
+/* runBatch(table, data: Uint8Array, meta: Int32Array, n, srcs?) -> deferred count */
 static napi_value js_run_batch(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5], out;
   slot_table *t;
-  uint8_t *data;
-  size_t dlen, mlen;
-  void *mp = NULL;
-  napi_typedarray_type mt;
-  int32_t n;
-  batch_srcs srcs;
-  srcs.count = 0;
+  batch_args b;
+  const char *err;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4) return throw_type(env, "runBatch: 4 arguments expected");
-  if (argc >= 5 && !is_nullish(env, argv[4])) {
-    uint32_t k, len = 0;
-    bool isArr = false;
-    if (napi_is_array(env, argv[4], &isArr) != napi_ok || !isArr) return throw_type(env, "runBatch: srcs must be an array");
-    CHECK(napi_get_array_length(env, argv[4], &len));
-    if (len > MAX_SRCS) return throw_range(env, "runBatch: too many srcs");
-    for (k = 0; k < len; k++) {
-      napi_value v;
-      CHECK(napi_get_element(env, argv[4], k, &v));
-      if (!get_bytes(env, v, &srcs.p[k], &srcs.n[k])) return throw_type(env, "runBatch: srcs must hold Uint8Arrays");
-    }
-    srcs.count = len;
-  }
   t = (slot_table *)get_ext(env, argv[0], MAGIC_TAB);
   if (!t) return throw_type(env, "runBatch: not a slot table");
-  if (!get_bytes(env, argv[1], &data, &dlen)) return throw_type(env, "runBatch: data must be a Uint8Array");
-  if (napi_get_typedarray_info(env, argv[2], &mt, &mlen, &mp, NULL, NULL) != napi_ok || mt != napi_int32_array)
-    return throw_type(env, "runBatch: meta must be an Int32Array");
-  if (!get_i32(env, argv[3], &n) || n < 0 || (size_t)n * JOB_FIELDS > mlen) return throw_range(env, "runBatch: bad job count");
-  CHECK(napi_create_uint32(env, n ? run_batch(t, data, dlen, (int32_t *)mp, (uint32_t)n, &srcs) : 0, &out));
+  if ((err = get_batch_args(env, argv + 1, argc - 1, &b)) != NULL) {
+    char msg[96];
+    snprintf(msg, sizeof(msg), "runBatch: %s", err);
+    return strstr(err, "count") || strstr(err, "many") ? throw_range(env, msg) : throw_type(env, msg);
+  }
+  CHECK(napi_create_uint32(env, run_locked(t, &b), &out));
   return out;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Crypto threads: runBatch on a thread of the addon's own (src/pipeline/pool.ts NativeRunner). */
+/*                                                                                            */
+/* A crypto worker_thread is a whole V8 isolate: ~50-80 ms of CPU to start, its own heap, and  */
+/* each batch a structured-clone message both ways. The batch's crypto is one C call           */
+/* (run_batch), so a plain thread does the same work: the main thread queues the batch's       */
+/* pointers (the JS side keeps the buffers alive and untouched until the result), the thread   */
+/* runs it on its own slot table and hands the result back through a thread-safe function      */
+/* (one callback on the event loop per batch).                                                 */
+
+#define MAGIC_THR 0x54485231u
+
+typedef struct tjob {
+  struct tjob *next;
+  int32_t id;
+  batch_args b;
+  uint32_t deferred;
+  double ms;
+} tjob;
+
+typedef struct {
+  uint32_t magic;
+  slot_table *t;
+  napi_ref tref;
+  uv_thread_t th;
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  tjob *head, *tail;
+  int stop;
+  int running; /* the thread was started and not joined yet */
+  napi_threadsafe_function tsfn;
+  napi_env env;
+  /* Shared with JS (an Int32Array over a SharedArrayBuffer, kept alive by wref): [0] the batch id
+     the main thread waits for (0: none); rings of TW_RING by id: [TW_DONE + k] the id of the last
+     batch done there, [TW_DEFERRED + k] its deferred jobs, [TW_MICROS + k] its crypto time. */
+  int32_t *words;
+  napi_ref wref;
+  int32_t waitingId; /* main thread only: the batch whose callback ends a wait (threadWait) */
+} cthread;
+
+#define TW_RING 64
+#define TW_DONE 1
+#define TW_DEFERRED (TW_DONE + TW_RING)
+#define TW_MICROS (TW_DEFERRED + TW_RING)
+#define TW_WORDS (TW_MICROS + TW_RING)
+
+static void cthread_main(void *arg) {
+  cthread *c = (cthread *)arg;
+  for (;;) {
+    tjob *j;
+    uint64_t t0;
+    uv_mutex_lock(&c->mu);
+    while (c->head == NULL && !c->stop) uv_cond_wait(&c->cv, &c->mu);
+    if (c->stop) { uv_mutex_unlock(&c->mu); break; }
+    j = c->head;
+    c->head = j->next;
+    if (c->head == NULL) c->tail = NULL;
+    uv_mutex_unlock(&c->mu);
+    t0 = uv_hrtime();
+    j->deferred = run_locked(c->t, &j->b);
+    j->ms = (double)(uv_hrtime() - t0) / 1e6;
+    {
+      int k = j->id & (TW_RING - 1);
+      uint64_t us = (uv_hrtime() - t0) / 1000;
+      __atomic_store_n(&c->words[TW_DEFERRED + k], (int32_t)j->deferred, __ATOMIC_RELAXED);
+      __atomic_store_n(&c->words[TW_MICROS + k], (int32_t)(us > 0x7fffffff ? 0x7fffffff : us), __ATOMIC_RELAXED);
+      /* Done, then: is the main thread waiting for it? Both sides store, then load (seq_cst), so
+         at least one of them sees the other: the main thread finds the batch done, or the
+         callback comes (or both; a callback for a batch no longer waited for does nothing). */
+      __atomic_store_n(&c->words[TW_DONE + k], j->id, __ATOMIC_SEQ_CST);
+      if (__atomic_load_n(&c->words[0], __ATOMIC_SEQ_CST) != j->id) { free(j); continue; }
+    }
+    if (napi_call_threadsafe_function(c->tsfn, j, napi_tsfn_nonblocking) != napi_ok) free(j);
+  }
+}
+
+/* Stop the thread (a batch it is running finishes; queued ones are dropped) and wait for it. */
+static void cthread_stop(cthread *c) {
+  tjob *j;
+  if (!c->running) return;
+  uv_mutex_lock(&c->mu);
+  c->stop = 1;
+  uv_cond_signal(&c->cv);
+  uv_mutex_unlock(&c->mu);
+  uv_thread_join(&c->th);
+  c->running = 0;
+  while ((j = c->head) != NULL) { c->head = j->next; free(j); }
+  c->tail = NULL;
+}
+
+static void cthread_cleanup_hook(void *arg) { cthread_stop((cthread *)arg); }
+
+/* On the main thread: cb(id, deferred, ms). env NULL: the function is being torn down. */
+static void cthread_call_js(napi_env env, napi_value cb, void *context, void *data) {
+  cthread *c = (cthread *)context;
+  tjob *j = (tjob *)data;
+  if (env != NULL && cb != NULL && j->id == c->waitingId) {
+    napi_value argv[3], undef;
+    c->waitingId = 0;
+    napi_unref_threadsafe_function(env, c->tsfn);
+    if (napi_get_undefined(env, &undef) == napi_ok && napi_create_int32(env, j->id, &argv[0]) == napi_ok &&
+        napi_create_uint32(env, j->deferred, &argv[1]) == napi_ok && napi_create_double(env, j->ms, &argv[2]) == napi_ok)
+      napi_call_function(env, undef, cb, 3, argv, NULL);
+  }
+  free(j);
+}
+
+static void cthread_release(cthread *c) {
+  if (c->tsfn != NULL) {
+    napi_release_threadsafe_function(c->tsfn, napi_tsfn_abort);
+    c->tsfn = NULL;
+  }
+}
+
+static void fin_thr(napi_env env, void *data, void *hint) {
+  cthread *c = (cthread *)data;
+  (void)hint;
+  if (c->running) {
+    napi_remove_env_cleanup_hook(env, cthread_cleanup_hook, c);
+    cthread_stop(c);
+  }
+  cthread_release(c);
+  if (c->tref != NULL) napi_delete_reference(env, c->tref);
+  if (c->wref != NULL) napi_delete_reference(env, c->wref);
+  uv_cond_destroy(&c->cv);
+  uv_mutex_destroy(&c->mu);
+  c->magic = 0;
+  free(c);
+}
+
+/* threadNew(table, cb, words) -> a crypto thread running batches on `table`; words: an Int32Array
+   of at least threadWords over a SharedArrayBuffer; cb(id, deferred, ms) ends a threadWait */
+static napi_value js_thread_new(napi_env env, napi_callback_info info) {
+  size_t argc = 3, wlen = 0;
+  napi_value argv[3], out, name;
+  cthread *c;
+  slot_table *t;
+  void *wp = NULL;
+  napi_typedarray_type wt;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || (t = (slot_table *)get_ext(env, argv[0], MAGIC_TAB)) == NULL) return throw_type(env, "threadNew: a slot table, a callback and an Int32Array");
+  if (napi_get_typedarray_info(env, argv[2], &wt, &wlen, &wp, NULL, NULL) != napi_ok || wt != napi_int32_array || wlen < TW_WORDS || wp == NULL)
+    return throw_type(env, "threadNew: words must be an Int32Array of threadWords");
+  c = (cthread *)calloc(1, sizeof(*c));
+  if (!c) return throw_range(env, "threadNew: out of memory");
+  if (uv_mutex_init(&c->mu) != 0) { free(c); return throw_range(env, "threadNew: no mutex"); }
+  if (uv_cond_init(&c->cv) != 0) { uv_mutex_destroy(&c->mu); free(c); return throw_range(env, "threadNew: no condition variable"); }
+  c->magic = MAGIC_THR;
+  c->t = t;
+  c->env = env;
+  c->words = (int32_t *)wp;
+  if (napi_create_external(env, c, fin_thr, NULL, &out) != napi_ok) {
+    uv_cond_destroy(&c->cv); uv_mutex_destroy(&c->mu); free(c);
+    return NULL;
+  }
+  CHECK(napi_create_reference(env, argv[0], 1, &c->tref));
+  CHECK(napi_create_reference(env, argv[2], 1, &c->wref));
+  CHECK(napi_create_string_utf8(env, "ipsecov2 crypto thread", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, c, cthread_call_js, &c->tsfn));
+  /* the event loop is kept alive only while the main thread waits (threadWait refs, the callback unrefs) */
+  CHECK(napi_unref_threadsafe_function(env, c->tsfn));
+  if (uv_thread_create(&c->th, cthread_main, c) != 0) return throw_range(env, "threadNew: could not start a thread");
+  c->running = 1;
+  CHECK(napi_add_env_cleanup_hook(env, cthread_cleanup_hook, c));
+  return out;
+}
+
+/* threadRun(thread, id, data, meta, n, srcs?): queue a batch. The caller keeps the buffers alive and
+   does not touch them until cb(id, ...). */
+static napi_value js_thread_run(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  cthread *c;
+  tjob *j;
+  int32_t id;
+  const char *err;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5 || (c = (cthread *)get_ext(env, argv[0], MAGIC_THR)) == NULL || !c->running || !get_i32(env, argv[1], &id))
+    return throw_type(env, "threadRun: an open thread and a batch id");
+  j = (tjob *)calloc(1, sizeof(*j));
+  if (!j) return throw_range(env, "threadRun: out of memory");
+  if ((err = get_batch_args(env, argv + 2, argc - 2, &j->b)) != NULL) {
+    char msg[96];
+    free(j);
+    snprintf(msg, sizeof(msg), "threadRun: %s", err);
+    return throw_type(env, msg);
+  }
+  j->id = id;
+  uv_mutex_lock(&c->mu);
+  if (c->tail) c->tail->next = j;
+  else c->head = j;
+  c->tail = j;
+  uv_cond_signal(&c->cv);
+  uv_mutex_unlock(&c->mu);
+  return NULL;
+}
+
+/* threadWait(thread, id): the main thread has stored id in words[0] and found the batch not done:
+   cb(id, ...) comes once it is, and keeps the event loop alive until then. */
+static napi_value js_thread_wait(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  cthread *c;
+  int32_t id;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || (c = (cthread *)get_ext(env, argv[0], MAGIC_THR)) == NULL || !c->running || !get_i32(env, argv[1], &id) || id <= 0)
+    return throw_type(env, "threadWait: an open thread and a batch id");
+  c->waitingId = id;
+  napi_ref_threadsafe_function(env, c->tsfn);
+  return NULL;
+}
+
+/* threadClose(thread): stop the thread (queued batches are dropped, never called back) and join it */
+static napi_value js_thread_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  cthread *c;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || (c = (cthread *)get_ext(env, argv[0], MAGIC_THR)) == NULL) return throw_type(env, "threadClose: a thread");
+  if (c->running) {
+    napi_remove_env_cleanup_hook(env, cthread_cleanup_hook, c);
+    cthread_stop(c);
+  }
+  cthread_release(c);
+  return NULL;
 }
 
 /* A plain ArrayBuffer over the memory of a SharedArrayBuffer (given as a Uint8Array over all of
@@ -1830,6 +2092,10 @@ NAPI_MODULE_INIT() {
     {"waitStart", NULL, js_wait_start, NULL, NULL, NULL, napi_enumerable, NULL},
     {"waitClose", NULL, js_wait_close, NULL, NULL, NULL, napi_enumerable, NULL},
     {"heapHuge", NULL, js_heap_huge, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"threadNew", NULL, js_thread_new, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"threadRun", NULL, js_thread_run, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"threadClose", NULL, js_thread_close, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"threadWait", NULL, js_thread_wait, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi;
   if (OpenSSL_version_num() >> 28 != 3) { /* built against OpenSSL 3 headers: refuse anything else */
@@ -1839,5 +2105,7 @@ NAPI_MODULE_INIT() {
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
   if (napi_create_uint32(env, ABI_VERSION, &abi) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "abi", abi) != napi_ok) return NULL;
+  if (napi_create_uint32(env, TW_WORDS, &abi) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "threadWords", abi) != napi_ok) return NULL;
   return exports;
 }

@@ -7,10 +7,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCryptoRunner } from '../src/pipeline/pool.js';
 import { JobBatch, type SlotDef } from '../src/offload/jobs.js';
+import { nativeAvailable } from '../src/crypto/native.js';
 
-for (const [asked, depth, most] of [[1, 2, 1], [2, 3, 2], [4, 3, 3], [8, 3, 3]] as const) {
-  test(`pool: --workers ${asked} starts 1 worker, at most ${most} when the pipeline waits; batches in flight: workers + 1, at most ${depth}`, async () => {
-    const runner = createCryptoRunner(asked, { everyBatch: true });
+/** worker_threads, and the addon's crypto threads where it is built (the same bounds). */
+const KINDS = nativeAvailable() ? (['js', 'native'] as const) : (['js'] as const);
+
+for (const threads of KINDS) for (const [asked, depth, most] of [[1, 2, 1], [2, 3, 2], [4, 3, 3], [8, 3, 3]] as const) {
+  test(`pool (${threads}): --workers ${asked} starts 1 worker, at most ${most} when the pipeline waits; batches in flight: workers + 1, at most ${depth}`, async () => {
+    const runner = createCryptoRunner(asked, { everyBatch: true, threads });
     try {
       assert.equal(runner.depth, 2);
       // the first worker starts with the first batch that has a job
@@ -49,8 +53,8 @@ for (const [asked, depth, most] of [[1, 2, 1], [2, 3, 2], [4, 3, 3], [8, 3, 3]] 
   });
 }
 
-test('pool: waits for a worker whose crypto is cheap against the main thread\'s work add no worker', async () => {
-  const runner = createCryptoRunner(2, { everyBatch: true });
+for (const threads of KINDS) test(`pool (${threads}): waits for a worker whose crypto is cheap against the main thread's work add no worker`, async () => {
+  const runner = createCryptoRunner(2, { everyBatch: true, threads });
   try {
     const jobs = new JobBatch(64, 4);
     jobs.addJob();
@@ -68,7 +72,8 @@ test('pool: waits for a worker whose crypto is cheap against the main thread\'s 
 });
 
 test('pool: waits while a worker is still starting do not add workers', async () => {
-  const runner = createCryptoRunner(2, { everyBatch: true });
+  // worker_threads only: a native thread is ready as soon as it exists
+  const runner = createCryptoRunner(2, { everyBatch: true, threads: 'js' });
   try {
     const jobs = new JobBatch(64, 4);
     jobs.addJob();
@@ -82,8 +87,8 @@ test('pool: waits while a worker is still starting do not add workers', async ()
   }
 });
 
-test('pool: by default the first batch with crypto runs inline; the workers start with the second', async () => {
-  const runner = createCryptoRunner(2);
+for (const threads of KINDS) test(`pool (${threads}): by default the first batch with crypto runs inline; the workers start with the second`, async () => {
+  const runner = createCryptoRunner(2, { threads });
   try {
     const defs = new Map<number, SlotDef>([[0, { slot: 0, esp: null, ah: null }]]);
     const empty = new JobBatch(64, 4);

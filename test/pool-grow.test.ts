@@ -18,8 +18,8 @@ import { writeSaFile } from './helpers/sa-yaml.js';
 const BIN = join(fileURLToPath(new URL('../..', import.meta.url)), 'bin', 'ipsecov2');
 
 
-function run(args: string[]): { status: number | null; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+function run(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env } });
   return { status: r.status, stderr: r.stderr };
 }
 
@@ -36,14 +36,17 @@ test('pool: a heavy transform makes the pool grow to --workers 2; output identic
   const tx = run(['tx', '--sa', sa, join(d, 'plain.pcap'), '-w', join(d, 'esp.pcap'), '--iv-seed', '0102', '--quiet', '--workers', '0']);
   assert.equal(tx.status, 0, tx.stderr);
   const outs: Buffer[][] = [];
-  for (const w of ['0', '2']) {
-    const r = run(['rx', '--sa', sa, '--any-direction', join(d, 'esp.pcap'), '-w', join(d, `o${w}.pcapng`), '--oob', join(d, `o${w}.jsonl`), '--workers', w, '--json']);
+  // inline; the addon's crypto threads (the default where it is built); worker_threads
+  for (const [w, js] of [['0', ''], ['2', ''], ['2', '1']] as const) {
+    const r = run(['rx', '--sa', sa, '--any-direction', join(d, 'esp.pcap'), '-w', join(d, `o${w}${js}.pcapng`), '--oob', join(d, `o${w}${js}.jsonl`), '--workers', w, '--json'], { IPSECOV2_JS_WORKERS: js });
     assert.equal(r.status, 0, r.stderr);
     const j = JSON.parse(r.stderr.trim().split('\n').pop()!) as { workersStarted: number; outcomes: Record<string, number> };
     assert.deepEqual(j.outcomes, { CRYPTO_SUCCESS: 16000 });
-    assert.equal(j.workersStarted, Number(w), `workers started at --workers ${w}`);
-    outs.push([readFileSync(join(d, `o${w}.pcapng`)), readFileSync(join(d, `o${w}.jsonl`))]);
+    assert.equal(j.workersStarted, Number(w), `workers started at --workers ${w}${js ? ' (worker_threads)' : ''}`);
+    outs.push([readFileSync(join(d, `o${w}${js}.pcapng`)), readFileSync(join(d, `o${w}${js}.jsonl`))]);
   }
-  assert.ok(outs[0]![0]!.equals(outs[1]![0]!), 'pcapng differs');
-  assert.ok(outs[0]![1]!.equals(outs[1]![1]!), 'OOB differs');
+  for (const k of [1, 2]) {
+    assert.ok(outs[0]![0]!.equals(outs[k]![0]!), `pcapng differs (${k})`);
+    assert.ok(outs[0]![1]!.equals(outs[k]![1]!), `OOB differs (${k})`);
+  }
 });

@@ -1,7 +1,8 @@
 /**
- * With workers allowed, the pool runs a batch's crypto on the main thread for the first batch and
+ * With worker_threads, the pool runs a batch's crypto on the main thread for the first batch and
  * while its first worker starts (pool.ts), then hands every batch to the workers; a run whose
- * batches moved from inline to the worker writes the same bytes as an inline run.
+ * batches moved from inline to the worker writes the same bytes as an inline run. (The addon's
+ * crypto threads start at once: test/native-threads.test.ts.)
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -33,7 +34,7 @@ async function untilOnWorker(runner: ReturnType<typeof createCryptoRunner>): Pro
 }
 
 test('pool: batches run inline while the first worker starts, on the worker once it is ready', async () => {
-  const runner = createCryptoRunner(1, {});
+  const runner = createCryptoRunner(1, { threads: 'js' });
   try {
     await oneBatch(runner); // the first: inline, no worker
     assert.equal(runner.started, 0);
@@ -57,7 +58,7 @@ test('pool: batches run inline while the first worker starts, on the worker once
 });
 
 test('pool: once the worker is ready, every batch goes to it', async () => {
-  const runner = createCryptoRunner(1, {});
+  const runner = createCryptoRunner(1, { threads: 'js' });
   try {
     await untilOnWorker(runner);
     const inline = runner.batchesInline;
@@ -80,6 +81,7 @@ test('rx: batches that moved from inline to the worker write the same bytes as a
     await runCapture(inline);
     const want = [readFileSync(inline.output!), readFileSync(inline.oob!)];
     let mixed = false;
+    process.env.IPSECOV2_JS_WORKERS = '1';
     // the worker must be ready before the run ends for batches to move to it: a few tries on a slow machine
     for (let t = 0; t < 4 && !mixed; t++) {
       const o = { ...rxOptions(sa, input, join(dir, 'b.pcapng'), join(dir, 'b.jsonl'), 1), batchFrames: 2 };
@@ -91,6 +93,7 @@ test('rx: batches that moved from inline to the worker write the same bytes as a
     }
     assert.ok(mixed, 'no run mixed inline and worker batches');
   } finally {
+    delete process.env.IPSECOV2_JS_WORKERS;
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -17,6 +17,7 @@ import { formatSummary } from './summary.js';
 import { caps, saCheck, saExport, saImport } from './sa-commands.js';
 import * as cryptoIndex from '../crypto/index.js';
 import { liveCommand } from './live.js';
+import { defaultThreads } from '../pipeline/pool.js';
 import { style } from './style.js';
 
 export const PKG_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -68,6 +69,11 @@ function cryptoBackendInfo(): string {
   const ci = cryptoIndex as unknown as { CRYPTO_BACKEND?: string; desBackend?: () => string; cryptoBackendInfo?: () => string };
   if (ci.cryptoBackendInfo) return ci.cryptoBackendInfo();
   return `crypto: ${ci.CRYPTO_BACKEND ?? 'node:crypto'}; DES: ${ci.desBackend ? ci.desBackend() : 'n/a'}; OpenSSL ${process.versions.openssl}`;
+}
+
+/** For --version: what runs the crypto with --workers above 0 (src/pipeline/pool.ts). */
+function threadsInfo(): string {
+  return defaultThreads() === 'native' ? 'workers: native threads' : 'workers: worker_threads';
 }
 
 function version(): string {
@@ -256,7 +262,7 @@ export function buildProgram(result: { code: number }): Command {
   program
     .name('ipsecov2')
     .description('Emulates a Windows NDIS IPsec Offload Version 2 NIC over packet captures: verifies and decrypts\nESP/AH (rx) or encrypts (tx) every frame and reports, per frame, what the NIC would indicate.')
-    .version(`ipsecov2 ${version()} (${cryptoBackendInfo()}; code: ${codeInfo()})`, '-V, --version')
+    .version(`ipsecov2 ${version()} (${cryptoBackendInfo()}; ${threadsInfo()}; code: ${codeInfo()})`, '-V, --version')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'machine-readable summaries')
     .showHelpAfterError('(run with --help for usage)')

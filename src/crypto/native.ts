@@ -18,7 +18,7 @@ import { envFlag } from '../env.js';
 import type { AhParams, AhTransform, EspParams, EspTransform, OpenResult } from './types.js';
 
 /** The addon's JS-facing API version this loader speaks (ABI_VERSION in the C file). */
-const EXPECTED_ABI = 9;
+const EXPECTED_ABI = 10;
 const ADDON_FILE = join('build', 'Release', 'ipsecov2_native.node');
 
 type Ctx = object;
@@ -44,6 +44,16 @@ interface Addon {
   waitClose(w: object): void;
   /** glibc's main heap keeps freed memory and its new space gets transparent huge pages: bytes advised, 0, -errno, or null without Linux+glibc. */
   heapHuge(reserve: number): number | null;
+  /** A crypto thread of the addon's own running batches on `table`; cb(id, deferred, ms) on the event loop per batch. */
+  threadNew(table: Ctx, cb: (id: number, deferred: number, ms: number) => void, words: Int32Array): Ctx;
+  /** Length of the words array threadNew takes. */
+  threadWords: number;
+  /** The main thread waits for batch `id` (stored in words[0], found not done): cb(id, ...) comes once it is. */
+  threadWait(thread: Ctx, id: number): void;
+  /** Queue a batch (the caller keeps its buffers alive and untouched until the callback). */
+  threadRun(thread: Ctx, id: number, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[]): void;
+  /** Stop and join the thread; batches still queued are dropped (never called back). */
+  threadClose(thread: Ctx): void;
   /** Cipher contexts made from now on call the provider's functions directly (true) or use EVP; returns the previous setting. */
   setDirect(on?: boolean | null): boolean;
   /** Cipher contexts made so far: [with direct provider calls, through EVP]. */
@@ -416,6 +426,69 @@ export class NativeSlotTable {
    */
   run(data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[] = []): number {
     return this.a.runBatch(this.t, data, meta, n, srcs);
+  }
+
+  /**
+   * A crypto thread of the addon's own that runs batches on this table, as run() would
+   * (src/pipeline/pool.ts NativeRunner): `done(id, deferred, ms)` is called on this thread's
+   * event loop once batch `id` is complete but for `deferred` jobs.
+   */
+  startThread(done: (id: number, deferred: number, ms: number) => void): NativeThread {
+    const words = new Int32Array(new SharedArrayBuffer(this.a.threadWords * 4));
+    return new NativeThread(this.a, this.a.threadNew(this.t, done, words), words);
+  }
+}
+
+/** Rings of the words shared with a crypto thread (the C file's TW_*). */
+const TW_RING = 64;
+const TW_DONE = 1;
+const TW_DEFERRED = TW_DONE + TW_RING;
+const TW_MICROS = TW_DEFERRED + TW_RING;
+
+/**
+ * See NativeSlotTable.startThread. Batch ids are positive; at most TW_RING batches may be queued
+ * at once. The thread says a batch is done in shared memory (read without a turn of the event
+ * loop) and calls back only for the batch the main thread waits for.
+ */
+export class NativeThread {
+  constructor(private readonly a: Addon, private readonly h: Ctx, private readonly words: Int32Array) {}
+
+  /** Queue jobs [0, n) of a batch; its buffers must stay alive and untouched until it is done. */
+  run(id: number, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[]): void {
+    this.a.threadRun(this.h, id, data, meta, n, srcs);
+  }
+
+  /** Batch `id` is done (its results are in its buffers). */
+  isDone(id: number): boolean {
+    return Atomics.load(this.words, TW_DONE + (id & (TW_RING - 1))) === id;
+  }
+
+  /** Of a batch done: its jobs deferred to JS, and its crypto time (ms). */
+  deferredOf(id: number): number {
+    return Atomics.load(this.words, TW_DEFERRED + (id & (TW_RING - 1)));
+  }
+
+  msOf(id: number): number {
+    return Atomics.load(this.words, TW_MICROS + (id & (TW_RING - 1))) / 1000;
+  }
+
+  /**
+   * Wait for batch `id`: true when it is done already; else false, and the thread's callback
+   * comes once it is (keeping the event loop alive until then).
+   */
+  waitFor(id: number): boolean {
+    Atomics.store(this.words, 0, id);
+    if (this.isDone(id)) {
+      Atomics.store(this.words, 0, 0);
+      return true;
+    }
+    this.a.threadWait(this.h, id);
+    return false;
+  }
+
+  /** Stop the thread (a batch it is running completes; queued ones are dropped) and join it. */
+  close(): void {
+    this.a.threadClose(this.h);
   }
 }
 

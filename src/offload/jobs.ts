@@ -122,13 +122,18 @@ export function runJobs(table: SlotTable, data: Uint8Array, meta: Int32Array, n:
   if (nt === null) return runJsJobs(table, data, meta, n, srcs);
   // the addon brings a job's source (J.SRC) into `data`, deferred jobs included
   if (nt.run(data, meta, n, srcs) === 0) return;
+  runDeferredJobs(table, data, meta, n, srcs);
+}
+
+const NO_SRCS: readonly Uint8Array[] = [];
+
+/** Run the jobs of a batch the addon marked DEFERRED (see runJobs) with the node:crypto path. */
+export function runDeferredJobs(table: SlotTable, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[]): void {
   for (let i = 0; i < n; i++) {
     const b = i * JOB_FIELDS;
     if (meta[b + J.RESULT] === DEFERRED) runJsJobs(table, data, meta.subarray(b, b + JOB_FIELDS), 1, srcs);
   }
 }
-
-const NO_SRCS: readonly Uint8Array[] = [];
 
 /** The node:crypto path of runJobs (transform by transform). */
 function runJsJobs(table: SlotTable, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[]): void {

@@ -1,8 +1,12 @@
 /**
- * Where the crypto step runs: inline on the main thread (--workers 0) or on a pool of
- * worker_threads. Batches travel as two owned ArrayBuffers that are transferred, not cloned,
- * and come back the same way; the pipeline processes results in submission order, so output
- * never depends on the worker count or on where a batch's crypto ran.
+ * Where the crypto step runs: inline on the main thread (--workers 0) or on a pool of workers:
+ * - with the addon loaded, the addon's own crypto threads (NativeRunner, below): a batch is one C
+ *   call, so a plain thread runs it without a V8 isolate; the main thread leaves the batch's
+ *   buffers untouched until it is done;
+ * - without it (or IPSECOV2_JS_WORKERS=1), worker_threads (WorkerRunner): batches travel as two
+ *   owned ArrayBuffers that are transferred, not cloned, and come back the same way.
+ * The pipeline processes results in submission order, so output never depends on the worker
+ * count, the kind of worker, or on where a batch's crypto ran.
  *
  * With workers allowed, a batch's crypto still runs on the main thread:
  * - the first batch with crypto: with one batch there is nothing to overlap, and starting a
@@ -12,14 +16,15 @@
  *   thread sat idle ~90 ms of a 1 s run there).
  * IPSECOV2_POOL_EVERY_BATCH=1 gives every batch with crypto to the workers (tests of the workers).
  *
- * Faults: a worker that dies (or reports an error) is replaced and its batch retried once on
+ * Faults (worker_threads): a worker that dies (or reports an error) is replaced and its batch retried once on
  * another worker from a backup copy (rx: only the job table; the data is rebuilt from the frames);
  * if that fails too, the batch's frames get an internal-error result (CRYPTO_GENERIC_ERROR in the
  * OOB record) and the run goes on.
  */
 import { Worker } from 'node:worker_threads';
 import { envFlag } from '../env.js';
-import { JOB_FIELDS, J, JobBatch, runJobs, SlotTable, WORKER_FAULT, type SlotDef } from '../offload/jobs.js';
+import { JOB_FIELDS, J, JobBatch, runDeferredJobs, runJobs, SlotTable, WORKER_FAULT, type SlotDef } from '../offload/jobs.js';
+import { nativeAvailable, type NativeThread } from '../crypto/native.js';
 
 export interface CryptoRunner {
   /** How many batches may be in flight before the pipeline waits for the oldest (may grow with the pool). */
@@ -31,7 +36,7 @@ export interface CryptoRunner {
    * large as `jobs.data` from the job table `meta` (as sent): a retry then needs no backup copy
    * of the data, only of the (small) job table.
    */
-  run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, rebuild?: Rebuild): Promise<void>;
+  run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, rebuild?: Rebuild): PromiseLike<void>;
   /**
    * The pipeline takes the results of its oldest batch; `waited`: it had to wait for them (the
    * crypto may be the slower side); `ownMs`: the main thread's own work since the previous batch.
@@ -52,13 +57,29 @@ export interface RunnerOptions {
    * starts (tests of the workers). Default: IPSECOV2_POOL_EVERY_BATCH=1.
    */
   everyBatch?: boolean;
+  /**
+   * Where the crypto runs with workers allowed: 'native', the addon's own threads (NativeRunner),
+   * or 'js', worker_threads (WorkerRunner). Default: 'native' when the addon is loaded, unless
+   * IPSECOV2_JS_WORKERS=1 or a worker fault is injected (IPSECOV2_FAULT: tests of the workers).
+   */
+  threads?: 'native' | 'js';
 }
 
 /** Writes a batch's job data again (see CryptoRunner.run). */
 export type Rebuild = (data: Uint8Array, meta: Int32Array) => void;
 
 export function createCryptoRunner(workers: number, o: RunnerOptions = { everyBatch: envFlag('IPSECOV2_POOL_EVERY_BATCH') }): CryptoRunner {
-  return workers > 0 ? new WorkerRunner(workers, o) : new InlineRunner();
+  if (workers <= 0) return new InlineRunner();
+  return (o.threads ?? defaultThreads()) === 'native' && nativeThreadsAvailable() ? new NativeRunner(workers, o) : new WorkerRunner(workers, o);
+}
+
+/** What runs the crypto with workers allowed when RunnerOptions.threads does not say (see there). */
+export function defaultThreads(): 'native' | 'js' {
+  return nativeThreadsAvailable() && !envFlag('IPSECOV2_JS_WORKERS') && !process.env.IPSECOV2_FAULT ? 'native' : 'js';
+}
+
+function nativeThreadsAvailable(): boolean {
+  return nativeAvailable();
 }
 
 /**
@@ -104,6 +125,36 @@ function bits4(x: number): number {
   return (x & 1) + ((x >> 1) & 1) + ((x >> 2) & 1) + ((x >> 3) & 1);
 }
 
+/** When a pool adds a worker (see WorkerRunner.ensureStarted): the waits of the last batches and the crypto's cost. */
+class Growth {
+  /** Of the last 4 batches taken by the pipeline, which had to be waited for (one bit each). */
+  private waits = 0;
+  /** A worker's crypto time per batch as reported, smoothed (ms). */
+  private cryptoMs = 0;
+  /** Batches taken since the last worker was added (at most 4 counted). */
+  private taken = 0;
+
+  /** A worker reports a batch's crypto time. */
+  crypto(ms: number): void {
+    this.cryptoMs = this.cryptoMs === 0 ? ms : 0.7 * this.cryptoMs + 0.3 * ms;
+  }
+
+  /** The pipeline took a batch (CryptoRunner.took); true: one more worker is wanted. */
+  took(waited: boolean, ownMs: number | undefined, started: number): boolean {
+    // a wait counts only when the crypto itself takes about as long as the main thread's work
+    const slow = waited && (ownMs === undefined || this.cryptoMs / started >= 0.75 * ownMs);
+    this.waits = ((this.waits << 1) | (slow ? 1 : 0)) & 0xf;
+    if (this.taken < 4) this.taken++;
+    return this.taken >= 4 && bits4(this.waits) >= 3;
+  }
+
+  /** A worker was added. */
+  reset(): void {
+    this.waits = 0;
+    this.taken = 0;
+  }
+}
+
 function defineMissing(table: SlotTable, jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>): void {
   const m = jobs.meta;
   for (let i = 0; i < jobs.count; i++) {
@@ -142,27 +193,25 @@ interface Slot {
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 const WORKER_YOUNG_GEN_MB = 4;
 
-class WorkerRunner implements CryptoRunner {
+/** What WorkerRunner and NativeRunner share: the bounds, the batches run inline, the growth rule. */
+abstract class PoolRunner<S> implements CryptoRunner {
   /** Batches in flight at most, whatever the pool grows to. */
-  private readonly maxDepth: number;
-  faults = 0;
-  private readonly slots: Slot[] = [];
-  private next = 0;
-  private seq = 0;
-  private slotDefs: ReadonlyMap<number, SlotDef> = new Map();
-  private closing = false;
-
+  protected readonly maxDepth: number;
+  /** Workers at most (see WorkerRunner's growth). */
+  protected readonly size: number;
+  protected readonly slots: S[] = [];
   /** Runs batches' crypto on this thread (see the file comment). */
-  private readonly inline = new InlineRunner();
-  /** Every batch to the workers (RunnerOptions.everyBatch); else the first runs inline, and those while the first worker starts. */
-  private readonly everyBatch: boolean;
-  private firstDone = false;
+  protected readonly inline = new InlineRunner();
+  /** Every batch to the workers (RunnerOptions.everyBatch); else the first runs inline (and, with worker_threads, those while the first worker starts). */
+  protected readonly everyBatch: boolean;
+  protected firstDone = false;
   /** The last batch with crypto ran inline: the pipeline takes it at once (depth 1). */
-  private lastInline = false;
+  protected lastInline = false;
+  protected readonly growth = new Growth();
   batchesOnWorkers = 0;
+  abstract readonly faults: number;
 
   constructor(n: number, o: RunnerOptions) {
-    detachOnce();
     this.everyBatch = o.everyBatch === true;
     // One batch more than there are workers keeps every worker busy while the main thread
     // works. Never more than 3 in flight: the main thread (read, SA state, write) is the bound,
@@ -170,12 +219,17 @@ class WorkerRunner implements CryptoRunner {
     // work), and each batch in flight pins 2 MB of job data and its frames' input chunks.
     this.maxDepth = Math.max(2, Math.min(n + 1, 3));
     // A worker beyond the batches that can be in flight could never be busy: not started (each
-    // costs an isolate, ~10 MB of RSS).
+    // worker_thread costs an isolate, ~10 MB of RSS).
     this.size = Math.min(n, this.maxDepth);
   }
 
   get batchesInline(): number {
     return this.inline.batchesInline;
+  }
+
+  /** Workers started (WorkerRunner: replacements of dead ones not counted twice). */
+  get started(): number {
+    return this.slots.length;
   }
 
   /**
@@ -190,8 +244,25 @@ class WorkerRunner implements CryptoRunner {
     return Math.min(Math.max(this.slots.length, 1) + 1, this.maxDepth);
   }
 
+  abstract run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, rebuild?: Rebuild): PromiseLike<void>;
+  abstract took(waited: boolean, ownMs?: number): void;
+  abstract close(): Promise<void>;
+}
+
+class WorkerRunner extends PoolRunner<Slot> {
+  faults = 0;
+  private next = 0;
+  private seq = 0;
+  private slotDefs: ReadonlyMap<number, SlotDef> = new Map();
+  private closing = false;
+
+  constructor(n: number, o: RunnerOptions) {
+    super(n, o);
+    detachOnce();
+  }
+
   /**
-   * At most this many workers. The first starts with the first batch the pool gets (pass-through
+   * At most `size` workers (PoolRunner). The first starts with the first batch the pool gets (pass-through
    * starts none); each further one only when the pipeline had to wait for crypto results in 3 of
    * the last 4 batches while every started worker was past its start-up, and the workers' own
    * crypto time per batch (they report it), shared among them, is at least 3/4 of the main
@@ -202,35 +273,17 @@ class WorkerRunner implements CryptoRunner {
    * against 3.20 s at one worker). With heavy ciphers (3DES + HMAC-SHA-512) the workers are the
    * slower side and the pool grows to `--workers` (2 workers: 3.66 -> 2.65 s on 50k frames).
    */
-  private readonly size: number;
   private ensureStarted(): void {
     if (this.slots.length === 0) this.slots.push(this.spawn());
   }
 
-  /** Of the last 4 batches taken by the pipeline, which had to be waited for (one bit each). */
-  private waits = 0;
-  /** A worker's crypto time per batch as reported, smoothed (ms). */
-  private cryptoMs = 0;
-  /** Batches taken since the last worker was added (at most 4 counted). */
-  private taken = 0;
-
   took(waited: boolean, ownMs?: number): void {
     if (this.slots.length === 0 || this.slots.length >= this.size) return;
-    // a wait counts only when the crypto itself takes about as long as the main thread's work
-    const slow = waited && (ownMs === undefined || this.cryptoMs / this.slots.length >= 0.75 * ownMs);
-    this.waits = ((this.waits << 1) | (slow ? 1 : 0)) & 0xf;
-    if (this.taken < 4) this.taken++;
-    if (this.taken < 4 || bits4(this.waits) < 3) return;
+    if (!this.growth.took(waited, ownMs, this.slots.length)) return;
     // waits while a worker is still starting say nothing about the crypto's speed
     for (const s of this.slots) if (!s.ready && !s.dead) return;
     this.slots.push(this.spawn());
-    this.waits = 0;
-    this.taken = 0;
-  }
-
-  /** Workers started (replacements of dead ones not counted twice). */
-  get started(): number {
-    return this.slots.length;
+    this.growth.reset();
   }
 
   /** Workers started so far (replacements included); passed to workers for fault injection. */
@@ -246,7 +299,7 @@ class WorkerRunner implements CryptoRunner {
       if (msg.ready) return;
       const p = slot.busy.get(msg.id);
       if (!p) return;
-      if (msg.ms !== undefined) this.cryptoMs = this.cryptoMs === 0 ? msg.ms : 0.7 * this.cryptoMs + 0.3 * msg.ms;
+      if (msg.ms !== undefined) this.growth.crypto(msg.ms);
       slot.busy.delete(msg.id);
       if (msg.error !== undefined) { this.retry(p); return; }
       p.jobs.data = new Uint8Array(msg.data);
@@ -377,5 +430,104 @@ class WorkerRunner implements CryptoRunner {
   async close(): Promise<void> {
     this.closing = true;
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}
+
+interface ThreadSlot {
+  thread: NativeThread;
+  table: SlotTable;
+}
+
+/** A batch on a crypto thread: awaiting it (its `then`) is the moment the pipeline waits for it. */
+class ThreadPending implements PromiseLike<void> {
+  private res: (() => void) | null = null;
+  settled = false;
+  constructor(readonly runner: NativeRunner, readonly id: number, readonly jobs: JobBatch, readonly slot: ThreadSlot) {}
+
+  then<A = void, B = never>(onOk?: ((v: void) => A | PromiseLike<A>) | null, onErr?: ((e: unknown) => B | PromiseLike<B>) | null): PromiseLike<A | B> {
+    return new Promise<void>((res) => {
+      if (this.settled || this.runner.settleIfDone(this)) { res(); return; }
+      this.res = res;
+      if (this.slot.thread.waitFor(this.id) || this.settled) this.runner.settleIfDone(this);
+    }).then(onOk, onErr);
+  }
+
+  /** The batch is done: deferred jobs run, the awaiting pipeline resumes. */
+  settle(): void {
+    this.settled = true;
+    const r = this.res;
+    this.res = null;
+    r?.();
+  }
+}
+
+/**
+ * The crypto step on the addon's own threads (native/ipsecov2_native.c, "Crypto threads"): a
+ * batch's crypto is one C call, so a plain thread runs it without a V8 isolate of its own (a
+ * worker_thread costs ~50-80 ms of CPU to start and a structured-clone message each way per
+ * batch). The buffers are not transferred: the main thread leaves a batch untouched until it is
+ * done. A batch found done when the pipeline takes it needs no turn of the event loop. Same
+ * batching, ordering and growth as WorkerRunner; there is no fault to recover from (a crash in
+ * the addon ends the process, as it would inline).
+ */
+class NativeRunner extends PoolRunner<ThreadSlot> {
+  readonly faults = 0;
+  private next = 0;
+  private seq = 0;
+  private readonly pending = new Map<number, ThreadPending>();
+
+  /** The thread's callback: the batch the pipeline waits for is done. */
+  private readonly onDone = (id: number): void => {
+    const p = this.pending.get(id);
+    if (p !== undefined) this.settleIfDone(p);
+  };
+
+  /** Settle `p` if its batch is done (true). */
+  settleIfDone(p: ThreadPending): boolean {
+    if (p.settled) return true;
+    const t = p.slot.thread;
+    if (!t.isDone(p.id)) return false;
+    this.pending.delete(p.id);
+    this.growth.crypto(t.msOf(p.id));
+    if (t.deferredOf(p.id) > 0) runDeferredJobs(p.slot.table, p.jobs.data, p.jobs.meta, p.jobs.count, p.jobs.srcViews);
+    p.settle();
+    return true;
+  }
+
+  private spawn(): ThreadSlot {
+    const table = new SlotTable();
+    return { thread: table.native!.startThread(this.onDone), table };
+  }
+
+  /** As WorkerRunner.took; a thread is ready as soon as it exists. */
+  took(waited: boolean, ownMs?: number): void {
+    if (this.slots.length === 0 || this.slots.length >= this.size) return;
+    if (!this.growth.took(waited, ownMs, this.slots.length)) return;
+    this.slots.push(this.spawn());
+    this.growth.reset();
+  }
+
+  run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>): PromiseLike<void> {
+    if (jobs.count === 0) return Promise.resolve();
+    // the first batch inline: a capture of one batch starts no thread
+    const inline = !this.everyBatch && !this.firstDone;
+    this.firstDone = true;
+    this.lastInline = inline;
+    if (inline) return this.inline.run(jobs, slotDefs);
+    this.batchesOnWorkers++;
+    if (this.slots.length === 0) this.slots.push(this.spawn());
+    const slot = this.slots[this.next]!;
+    this.next = (this.next + 1) % this.slots.length;
+    defineMissing(slot.table, jobs, slotDefs);
+    const p = new ThreadPending(this, ++this.seq, jobs, slot);
+    this.pending.set(p.id, p);
+    slot.thread.run(p.id, jobs.data, jobs.meta, jobs.count, jobs.srcViews);
+    return p;
+  }
+
+  close(): Promise<void> {
+    for (const s of this.slots) s.thread.close();
+    this.pending.clear();
+    return Promise.resolve();
   }
 }

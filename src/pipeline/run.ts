@@ -333,7 +333,7 @@ async function pump(
 ): Promise<void> {
   const free: AnyBatch[] = [];
   /** Batches in flight, with the first frame of each (input memory before it can be reused). */
-  const inflight: { batch: AnyBatch; done: Promise<void>; first: CaptureFrame }[] = [];
+  const inflight: { batch: AnyBatch; done: PromiseLike<void>; first: CaptureFrame }[] = [];
   /** The frames read and not yet prepared: cur[curAt..]. */
   let cur: CaptureFrame[] = [];
   let curAt = 0;
