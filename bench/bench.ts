@@ -180,6 +180,22 @@ function runCli(args: string[], env?: NodeJS.ProcessEnv, stdinFrom?: string, ove
 }
 
 /** "N started, x–y % of batches inline" for a worker count's runs. */
+/** A configuration each rx capture runs in: workers, environment, and how the tables name it. */
+interface Variant {
+  w: number;
+  env?: NodeJS.ProcessEnv;
+  note: string;
+  label: string;
+}
+const ESP_VARIANTS: Variant[] = [
+  { w: 0, note: '', label: '' },
+  { w: 1, note: '', label: '' },
+  { w: NCPU, note: '', label: '' },
+  { w: NCPU, env: { IPSECOV2_NO_HEAP_TUNING: '1' }, note: ', heap not tuned (IPSECOV2_NO_HEAP_TUNING=1)', label: ', heap not tuned' },
+  { w: NCPU, env: { IPSECOV2_JS_WORKERS: '1' }, note: ', worker_threads (IPSECOV2_JS_WORKERS=1)', label: ', worker_threads' },
+];
+const HELPERS_OTHER: Variant = { w: NCPU, env: { IPSECOV2_NO_HELPER_BATCH: '1' }, note: ', helper threads not SCHED_BATCH (IPSECOV2_NO_HELPER_BATCH=1)', label: ', helpers SCHED_OTHER' };
+
 function poolNote(runs: RunFig[]): string {
   const pct = runs.map((r) => Math.round(100 * r.inlineShare));
   const lo = Math.min(...pct);
@@ -398,9 +414,11 @@ async function main(): Promise<void> {
       const file = ensureEsp(algo, payload, nFrames);
       const ts = ONLY.includes('tshark') && payload === 1400 ? tsharkTime(file, algo) : null;
       // worker counts interleaved run by run: the machine's speed drifts between minutes; and
-      // NCPU workers with glibc's heap as it is (src/pipeline/heap.ts), interleaved too
-      const counts = [0, 1, NCPU, NCPU];
-      const envOf = (k: number): NodeJS.ProcessEnv | undefined => (k === 3 ? { IPSECOV2_NO_HEAP_TUNING: '1' } : undefined);
+      // NCPU workers with glibc's heap as it is (src/pipeline/heap.ts), and on worker_threads
+      // instead of the addon's threads (pool.ts), interleaved too
+      const variants = ESP_VARIANTS;
+      const counts = variants.map((v) => v.w);
+      const envOf = (k: number): NodeJS.ProcessEnv | undefined => variants[k]!.env;
       const byCount: RunFig[][] = counts.map(() => []);
       for (let i = 0; i < REPS; i++) {
         counts.forEach((w, k) => byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(w)], envOf(k))));
@@ -412,12 +430,12 @@ async function main(): Promise<void> {
         const r0 = runs[0]!;
         if ((r0.outcomes.CRYPTO_SUCCESS ?? 0) !== r0.frames) throw new Error(`not every frame decrypted: ${JSON.stringify(r0.outcomes)}`);
         const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
-        if (w === NCPU && k !== 3 && algo !== 'heavy') {
+        if (w === NCPU && variants[k]!.env === undefined && algo !== 'heavy') {
           const label = `rx ${algo === 'gcm' ? 'AES-128-GCM' : 'AES-128-CBC + HMAC-SHA1-96'} ${payload} B, ${r0.frames} frames, ${w} workers`;
           target(`${label} ≥ ${algo === 'cbc' ? 200 : payload === 64 ? 500 : 300}k frames/s`, r0.frames / secs, algo === 'cbc' ? 200000 : payload === 64 ? 500000 : 300000, kfps);
           if (ts && algo === 'gcm') target(`${label}: ≥ 17× tshark`, (r0.frames / secs) / (ts.frames / ts.secs), 17, (v) => `${v.toFixed(2)}×`);
         }
-        console.log(`| ${algo === 'heavy' ? '3des+sha512' : algo} ${payload} B${nFrames !== FRAMES ? `, ${r0.frames} frames` : ''} | ${w}${w > 0 ? ` (${poolNote(runs)})` : ''}${k === 3 ? ', heap not tuned (IPSECOV2_NO_HEAP_TUNING=1)' : ''} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * payload, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
+        console.log(`| ${algo === 'heavy' ? '3des+sha512' : algo} ${payload} B${nFrames !== FRAMES ? `, ${r0.frames} frames` : ''} | ${w}${w > 0 ? ` (${poolNote(runs)})` : ''}${variants[k]!.note} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * payload, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
       }
       if (ts) console.log(`| tshark 4 ${algo} ${payload} B | – | ${ts.secs.toFixed(2)} | ${fmtRate(ts.frames, ts.secs, 0)} (${ts.frames} good ICVs) | ${gbit(ts.frames * payload, ts.secs)} | – | 1× |`);
     }
@@ -435,12 +453,13 @@ async function main(): Promise<void> {
       // AES-GCM (the 17× target): tshark before and after our runs, the ratio against the mean of
       // the two, so a drift of the machine's speed during the section weighs on both sides
       const tsBefore = ONLY.includes('tshark') ? tsharkTime(file, algo) : null;
-      // also at NCPU workers with glibc's heap as it is (src/pipeline/heap.ts), and for AES-GCM with
-      // the helper threads left SCHED_OTHER (src/pipeline/priority.ts), interleaved
-      const counts = algo === 'gcm' ? [0, 1, NCPU, NCPU, NCPU] : [0, 1, NCPU, NCPU];
-      const NOTES = ['', '', '', ', heap not tuned (IPSECOV2_NO_HEAP_TUNING=1)', ', helper threads not SCHED_BATCH (IPSECOV2_NO_HELPER_BATCH=1)'];
-      const LABELS = ['', '', '', ', heap not tuned', ', helpers SCHED_OTHER'];
-      const envOf = (k: number): NodeJS.ProcessEnv | undefined => (k === 3 ? { IPSECOV2_NO_HEAP_TUNING: '1' } : k === 4 ? { IPSECOV2_NO_HELPER_BATCH: '1' } : undefined);
+      // also at NCPU workers with glibc's heap as it is (src/pipeline/heap.ts), on worker_threads
+      // (pool.ts), and for AES-GCM with the helper threads left SCHED_OTHER (src/pipeline/priority.ts), interleaved
+      const variants = algo === 'gcm' ? [...ESP_VARIANTS, HELPERS_OTHER] : ESP_VARIANTS;
+      const counts = variants.map((v) => v.w);
+      const NOTES = variants.map((v) => v.note);
+      const LABELS = variants.map((v) => v.label);
+      const envOf = (k: number): NodeJS.ProcessEnv | undefined => variants[k]!.env;
       const byCount: RunFig[][] = counts.map(() => []);
       for (let i = 0; i < Math.min(REPS, 3); i++) {
         counts.forEach((w, k) => byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(w)], envOf(k))));
@@ -455,7 +474,7 @@ async function main(): Promise<void> {
         const w = counts[k]!;
         const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
         const label = `rx ${name} 1400 B, ${(size / 1e9).toFixed(2)} GB, ${w} workers${LABELS[k]}`;
-        if (w === NCPU && k < 3) {
+        if (w === NCPU && variants[k]!.env === undefined) {
           target(`${label} ≥ ${algo === 'gcm' ? 300 : 200}k frames/s`, r0.frames / secs, algo === 'gcm' ? 300000 : 200000, kfps);
           if (ts && algo === 'gcm') target(`${label}: ≥ 17× tshark`, (r0.frames / secs) / (ts.frames / ts.secs), 17, (v) => `${v.toFixed(2)}×`);
         }
