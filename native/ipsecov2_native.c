@@ -1283,6 +1283,28 @@ typedef struct {
 #define TW_MICROS (TW_DEFERRED + TW_RING)
 #define TW_WORDS (TW_MICROS + TW_RING)
 
+/* The running crypto threads, stopped and joined at exit(): process.exit() ends the process
+   without the environment's cleanup hooks, and OpenSSL's own atexit cleanup must not run under a
+   thread still in a batch (ours is registered after OpenSSL's, so it runs first). */
+static uv_once_t g_thr_once = UV_ONCE_INIT;
+static uv_mutex_t g_thr_mu;
+static void *g_thr_list[64];
+static int g_thr_count;
+
+static void cthread_stop(void *arg);
+
+static void cthreads_at_exit(void) {
+  int i;
+  uv_mutex_lock(&g_thr_mu);
+  for (i = 0; i < g_thr_count; i++) cthread_stop(g_thr_list[i]);
+  g_thr_count = 0;
+  uv_mutex_unlock(&g_thr_mu);
+}
+
+static void cthreads_init(void) {
+  if (uv_mutex_init(&g_thr_mu) == 0) atexit(cthreads_at_exit);
+}
+
 static void cthread_main(void *arg) {
   cthread *c = (cthread *)arg;
   for (;;) {
@@ -1313,8 +1335,10 @@ static void cthread_main(void *arg) {
   }
 }
 
-/* Stop the thread (a batch it is running finishes; queued ones are dropped) and wait for it. */
-static void cthread_stop(cthread *c) {
+/* Stop the thread (a batch it is running finishes; queued ones are dropped) and wait for it. On the
+   main thread, or at exit() (the registry's lock held). */
+static void cthread_stop(void *arg) {
+  cthread *c = (cthread *)arg;
   tjob *j;
   if (!c->running) return;
   uv_mutex_lock(&c->mu);
@@ -1327,7 +1351,17 @@ static void cthread_stop(cthread *c) {
   c->tail = NULL;
 }
 
-static void cthread_cleanup_hook(void *arg) { cthread_stop((cthread *)arg); }
+/* Stop and join the thread and take it off the registry (not at exit()). */
+static void cthread_end(cthread *c) {
+  int i;
+  uv_mutex_lock(&g_thr_mu);
+  for (i = 0; i < g_thr_count; i++)
+    if (g_thr_list[i] == c) { g_thr_list[i] = g_thr_list[--g_thr_count]; break; }
+  cthread_stop(c);
+  uv_mutex_unlock(&g_thr_mu);
+}
+
+static void cthread_cleanup_hook(void *arg) { cthread_end((cthread *)arg); }
 
 /* On the main thread: cb(id, deferred, ms). env NULL: the function is being torn down. */
 static void cthread_call_js(napi_env env, napi_value cb, void *context, void *data) {
@@ -1356,7 +1390,7 @@ static void fin_thr(napi_env env, void *data, void *hint) {
   (void)hint;
   if (c->running) {
     napi_remove_env_cleanup_hook(env, cthread_cleanup_hook, c);
-    cthread_stop(c);
+    cthread_end(c);
   }
   cthread_release(c);
   if (c->tref != NULL) napi_delete_reference(env, c->tref);
@@ -1377,6 +1411,7 @@ static napi_value js_thread_new(napi_env env, napi_callback_info info) {
   void *wp = NULL;
   napi_typedarray_type wt;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uv_once(&g_thr_once, cthreads_init);
   if (argc < 3 || (t = (slot_table *)get_ext(env, argv[0], MAGIC_TAB)) == NULL) return throw_type(env, "threadNew: a slot table, a callback and an Int32Array");
   if (napi_get_typedarray_info(env, argv[2], &wt, &wlen, &wp, NULL, NULL) != napi_ok || wt != napi_int32_array || wlen < TW_WORDS || wp == NULL)
     return throw_type(env, "threadNew: words must be an Int32Array of threadWords");
@@ -1398,8 +1433,18 @@ static napi_value js_thread_new(napi_env env, napi_callback_info info) {
   CHECK(napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, c, cthread_call_js, &c->tsfn));
   /* the event loop is kept alive only while the main thread waits (threadWait refs, the callback unrefs) */
   CHECK(napi_unref_threadsafe_function(env, c->tsfn));
-  if (uv_thread_create(&c->th, cthread_main, c) != 0) return throw_range(env, "threadNew: could not start a thread");
+  uv_mutex_lock(&g_thr_mu);
+  if (g_thr_count == (int)(sizeof(g_thr_list) / sizeof(g_thr_list[0]))) {
+    uv_mutex_unlock(&g_thr_mu);
+    return throw_range(env, "threadNew: too many crypto threads");
+  }
+  if (uv_thread_create(&c->th, cthread_main, c) != 0) {
+    uv_mutex_unlock(&g_thr_mu);
+    return throw_range(env, "threadNew: could not start a thread");
+  }
   c->running = 1;
+  g_thr_list[g_thr_count++] = c;
+  uv_mutex_unlock(&g_thr_mu);
   CHECK(napi_add_env_cleanup_hook(env, cthread_cleanup_hook, c));
   return out;
 }
@@ -1458,7 +1503,7 @@ static napi_value js_thread_close(napi_env env, napi_callback_info info) {
   if (argc < 1 || (c = (cthread *)get_ext(env, argv[0], MAGIC_THR)) == NULL) return throw_type(env, "threadClose: a thread");
   if (c->running) {
     napi_remove_env_cleanup_hook(env, cthread_cleanup_hook, c);
-    cthread_stop(c);
+    cthread_end(c);
   }
   cthread_release(c);
   return NULL;

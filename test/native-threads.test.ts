@@ -114,6 +114,33 @@ test('native threads: a batch waited for keeps the event loop alive until it is 
   assert.equal(c.stdout.trim(), 'done 20480 1');
 });
 
+test('native threads: a batch awaited twice resolves both; process.exit() during a batch ends cleanly', { skip }, () => {
+  const code = `
+    import { createCryptoRunner } from ${JSON.stringify(join(ROOT, 'dist/src/pipeline/pool.js'))};
+    import { JobBatch } from ${JSON.stringify(join(ROOT, 'dist/src/offload/jobs.js'))};
+    const defs = new Map([[0, { slot: 0, esp: { encryption: '3des-cbc', encryptionKey: new Uint8Array(24).fill(3), integrity: 'hmac-sha512-256', integrityKey: new Uint8Array(64).fill(2), icvLength: 32 }, ah: null }]]);
+    const r = createCryptoRunner(1, { threads: 'native', everyBatch: true });
+    const heavy = () => {
+      const b = new JobBatch(1 << 21, 1024);
+      for (let i = 0; i < 1024; i++) { const j = b.addJob(); const o = b.alloc(1520); b.meta[j * 14 + 2] = 2; b.meta[j * 14 + 3] = o; b.meta[j * 14 + 4] = 1520; b.meta[j * 14 + 7] = -1; }
+      return b;
+    };
+    const b = heavy();
+    const p = r.run(b, defs);
+    await Promise.all([p, p]);
+    console.log('both', b.meta[10] !== 0);
+    // batches still running or queued on the thread at exit(): the process ends with its status (the
+    // addon also joins the thread at exit, before OpenSSL's cleanup; no crash was seen without that)
+    void r.run(heavy(), defs);
+    void r.run(heavy(), defs);
+    process.exit(3);
+  `;
+  const c = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8' });
+  assert.equal(c.status, 3, c.stderr);
+  assert.equal(c.signal, null);
+  assert.equal(c.stdout.trim(), 'both true');
+});
+
 test('native threads: close with batches queued drops them; the process ends normally', { skip }, () => {
   const code = `
     import { createCryptoRunner } from ${JSON.stringify(join(ROOT, 'dist/src/pipeline/pool.js'))};

@@ -440,24 +440,24 @@ interface ThreadSlot {
 
 /** A batch on a crypto thread: awaiting it (its `then`) is the moment the pipeline waits for it. */
 class ThreadPending implements PromiseLike<void> {
-  private res: (() => void) | null = null;
+  /** Resolves the promises handed to the awaiting code (one, in the pipeline). */
+  private readonly waiters: (() => void)[] = [];
   settled = false;
   constructor(readonly runner: NativeRunner, readonly id: number, readonly jobs: JobBatch, readonly slot: ThreadSlot) {}
 
   then<A = void, B = never>(onOk?: ((v: void) => A | PromiseLike<A>) | null, onErr?: ((e: unknown) => B | PromiseLike<B>) | null): PromiseLike<A | B> {
     return new Promise<void>((res) => {
       if (this.settled || this.runner.settleIfDone(this)) { res(); return; }
-      this.res = res;
-      if (this.slot.thread.waitFor(this.id) || this.settled) this.runner.settleIfDone(this);
+      this.waiters.push(res);
+      // found done after all (the thread finished meanwhile): settled now, no callback needed
+      if (this.waiters.length === 1 && this.slot.thread.waitFor(this.id)) this.runner.settleIfDone(this);
     }).then(onOk, onErr);
   }
 
   /** The batch is done: deferred jobs run, the awaiting pipeline resumes. */
   settle(): void {
     this.settled = true;
-    const r = this.res;
-    this.res = null;
-    r?.();
+    for (const r of this.waiters.splice(0)) r();
   }
 }
 
