@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +57,11 @@ test('native threads: the first batch inline, the rest on a thread; results writ
       assert.deepEqual([...b.meta.subarray(0, 5 * JOB_FIELDS)], [...want.meta.subarray(0, 5 * JOB_FIELDS)]);
     }
     assert.equal(runner.started, 1);
+    if (process.platform === 'linux') {
+      // named for top -H and perf
+      const names = readdirSync('/proc/self/task').map((t) => { try { return readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim(); } catch { return ''; } });
+      assert.ok(names.includes('ipsecov2-crypto'), names.join(','));
+    }
     assert.equal(runner.batchesInline, 1);
     assert.equal(runner.batchesOnWorkers, 50);
     assert.equal(runner.depth, 2);
