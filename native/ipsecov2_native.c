@@ -45,6 +45,13 @@
  *                                        heap it grows by now (reserve + 64 MiB) is backed by
  *                                        transparent huge pages (src/pipeline/heap.ts): bytes
  *                                        advised (0 when already done); null without Linux+glibc
+ *   threadNew(table, cb, words) -> external   a crypto thread running batches on `table`
+ *                                        ("Crypto threads" below; words: Int32Array over a
+ *                                        SharedArrayBuffer, threadWords long)
+ *   threadRun(thread, id, data, meta, n, srcs?)  queue a batch (runBatch's arguments)
+ *   threadWait(thread, id)               the main thread waits for batch id: cb(id, deferred, ms)
+ *   threadClose(thread)                  stop and join the thread; queued batches are dropped
+ *   threadWords -> number                length of threadNew's words
  */
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
@@ -1245,8 +1252,9 @@ static napi_value js_run_batch(napi_env env, napi_callback_info info) {
 /* each batch a structured-clone message both ways. The batch's crypto is one C call           */
 /* (run_batch), so a plain thread does the same work: the main thread queues the batch's       */
 /* pointers (the JS side keeps the buffers alive and untouched until the result), the thread   */
-/* runs it on its own slot table and hands the result back through a thread-safe function      */
-/* (one callback on the event loop per batch).                                                 */
+/* runs it on its own slot table and says so in a word of shared memory the main thread reads  */
+/* when it takes the batch; a callback through a thread-safe function (a turn of the event     */
+/* loop) comes only for a batch the main thread is waiting for.                                */
 
 #define MAGIC_THR 0x54485231u
 

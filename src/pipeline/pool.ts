@@ -12,14 +12,14 @@
  * - the first batch with crypto: with one batch there is nothing to overlap, and starting a
  *   worker (its own isolate) costs ~0.05 s here, far more than the batch's crypto (~1 ms for 1024
  *   frames). So a capture of one batch (up to 1024 frames) starts no worker;
- * - while the first worker starts (until it reports ready), instead of waiting for it (the main
- *   thread sat idle ~90 ms of a 1 s run there).
+ * - with worker_threads, while the first worker starts (until it reports ready), instead of
+ *   waiting for it (the main thread sat idle ~90 ms of a 1 s run there).
  * IPSECOV2_POOL_EVERY_BATCH=1 gives every batch with crypto to the workers (tests of the workers).
  *
- * Faults (worker_threads): a worker that dies (or reports an error) is replaced and its batch retried once on
- * another worker from a backup copy (rx: only the job table; the data is rebuilt from the frames);
- * if that fails too, the batch's frames get an internal-error result (CRYPTO_GENERIC_ERROR in the
- * OOB record) and the run goes on.
+ * Faults (worker_threads): a worker that dies (or reports an error) is replaced and its batch
+ * retried once on another worker from a backup copy (rx: only the job table; the data is rebuilt
+ * from the frames); if that fails too, the batch's frames get an internal-error result
+ * (CRYPTO_GENERIC_ERROR in the OOB record) and the run goes on.
  */
 import { Worker } from 'node:worker_threads';
 import { envFlag } from '../env.js';
@@ -70,16 +70,12 @@ export type Rebuild = (data: Uint8Array, meta: Int32Array) => void;
 
 export function createCryptoRunner(workers: number, o: RunnerOptions = { everyBatch: envFlag('IPSECOV2_POOL_EVERY_BATCH') }): CryptoRunner {
   if (workers <= 0) return new InlineRunner();
-  return (o.threads ?? defaultThreads()) === 'native' && nativeThreadsAvailable() ? new NativeRunner(workers, o) : new WorkerRunner(workers, o);
+  return (o.threads ?? defaultThreads()) === 'native' && nativeAvailable() ? new NativeRunner(workers, o) : new WorkerRunner(workers, o);
 }
 
 /** What runs the crypto with workers allowed when RunnerOptions.threads does not say (see there). */
 export function defaultThreads(): 'native' | 'js' {
-  return nativeThreadsAvailable() && !envFlag('IPSECOV2_JS_WORKERS') && !process.env.IPSECOV2_FAULT ? 'native' : 'js';
-}
-
-function nativeThreadsAvailable(): boolean {
-  return nativeAvailable();
+  return nativeAvailable() && !envFlag('IPSECOV2_JS_WORKERS') && !process.env.IPSECOV2_FAULT ? 'native' : 'js';
 }
 
 /**
@@ -519,7 +515,9 @@ class NativeRunner extends PoolRunner<ThreadSlot> {
     const slot = this.slots[this.next]!;
     this.next = (this.next + 1) % this.slots.length;
     defineMissing(slot.table, jobs, slotDefs);
-    const p = new ThreadPending(this, ++this.seq, jobs, slot);
+    // ids are positive int32s (the addon's words)
+    this.seq = this.seq >= 0x7fffffff ? 1 : this.seq + 1;
+    const p = new ThreadPending(this, this.seq, jobs, slot);
     this.pending.set(p.id, p);
     slot.thread.run(p.id, jobs.data, jobs.meta, jobs.count, jobs.srcViews);
     return p;
