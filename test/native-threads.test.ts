@@ -197,6 +197,7 @@ test('rx: native threads, worker_threads and inline write the same bytes (ICV fa
         const o = { ...rxOptions(sa, input, join(dir, 'b.pcapng'), join(dir, 'b.jsonl'), w), batchFrames: 64 };
         const res = await runCapture(o);
         assert.ok(res.stats.cryptoBatchesOnWorkers > 400, `${threads}: batches on the threads`);
+        assert.equal(res.stats.workerKind, threads === 'js' ? 'worker_threads' : 'native');
         assert.ok(readFileSync(o.output!).equals(want[0]!), `${threads} ${w}: pcapng differs`);
         assert.ok(readFileSync(o.oob!).equals(want[1]!), `${threads} ${w}: OOB differs`);
       } finally {

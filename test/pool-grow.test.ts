@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { captureBytes } from './fuzz/lib.js';
 import { ether, ipPacket, Prng } from './tx-helpers.js';
 import { writeSaFile } from './helpers/sa-yaml.js';
+import { nativeAvailable } from '../src/crypto/native.js';
 
 const BIN = join(fileURLToPath(new URL('../..', import.meta.url)), 'bin', 'ipsecov2');
 
@@ -40,7 +41,8 @@ test('pool: a heavy transform makes the pool grow to --workers 2; output identic
   for (const [w, js] of [['0', ''], ['2', ''], ['2', '1']] as const) {
     const r = run(['rx', '--sa', sa, '--any-direction', join(d, 'esp.pcap'), '-w', join(d, `o${w}${js}.pcapng`), '--oob', join(d, `o${w}${js}.jsonl`), '--workers', w, '--json'], { IPSECOV2_JS_WORKERS: js });
     assert.equal(r.status, 0, r.stderr);
-    const j = JSON.parse(r.stderr.trim().split('\n').pop()!) as { workersStarted: number; outcomes: Record<string, number> };
+    const j = JSON.parse(r.stderr.trim().split('\n').pop()!) as { workersStarted: number; workerKind: string; outcomes: Record<string, number> };
+    assert.equal(j.workerKind, w === '0' ? 'inline' : js ? 'worker_threads' : nativeAvailable() ? 'native' : 'worker_threads');
     assert.deepEqual(j.outcomes, { CRYPTO_SUCCESS: 16000 });
     assert.equal(j.workersStarted, Number(w), `workers started at --workers ${w}${js ? ' (worker_threads)' : ''}`);
     outs.push([readFileSync(join(d, `o${w}${js}.pcapng`)), readFileSync(join(d, `o${w}${js}.jsonl`))]);

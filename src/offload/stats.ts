@@ -55,6 +55,8 @@ export class RunStats {
   workerFaults = 0;
   /** Crypto workers started (--workers is a maximum: the pool grows only when it is the slower side). */
   workersStarted = 0;
+  /** What ran the crypto not run inline: the addon's threads or worker_threads (src/pipeline/pool.ts); 'inline' with --workers 0. */
+  workerKind: 'inline' | 'native' | 'worker_threads' = 'inline';
   /** Batches with crypto run on the main thread and on workers (pool.ts). */
   cryptoBatchesInline = 0;
   cryptoBatchesOnWorkers = 0;
@@ -100,6 +102,7 @@ export class RunStats {
       replayDrops: this.replayDrops,
       workerFaults: this.workerFaults,
       workersStarted: this.workersStarted,
+      workerKind: this.workerKind,
       cryptoBatchesInline: this.cryptoBatchesInline,
       cryptoBatchesOnWorkers: this.cryptoBatchesOnWorkers,
       nativeOutputFrames: this.nativeOutputFrames,

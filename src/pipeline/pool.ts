@@ -45,6 +45,8 @@ export interface CryptoRunner {
   took(waited: boolean, ownMs?: number): void;
   /** Workers started so far (0 inline). */
   readonly started: number;
+  /** What runs the batches not run inline (`--json` workerKind). */
+  readonly kind: 'inline' | 'native' | 'worker_threads';
   /** Batches with crypto run on the main thread, and on workers. */
   readonly batchesInline: number;
   readonly batchesOnWorkers: number;
@@ -95,6 +97,7 @@ function detachOnce(): void {
 }
 
 class InlineRunner implements CryptoRunner {
+  readonly kind = 'inline';
   readonly depth = 1;
   readonly faults = 0;
   readonly started = 0;
@@ -206,6 +209,7 @@ abstract class PoolRunner<S> implements CryptoRunner {
   protected readonly growth = new Growth();
   batchesOnWorkers = 0;
   abstract readonly faults: number;
+  abstract readonly kind: 'native' | 'worker_threads';
 
   constructor(n: number, o: RunnerOptions) {
     this.everyBatch = o.everyBatch === true;
@@ -246,6 +250,7 @@ abstract class PoolRunner<S> implements CryptoRunner {
 }
 
 class WorkerRunner extends PoolRunner<Slot> {
+  readonly kind = 'worker_threads';
   faults = 0;
   private next = 0;
   private seq = 0;
@@ -467,6 +472,7 @@ class ThreadPending implements PromiseLike<void> {
  * the addon ends the process, as it would inline).
  */
 class NativeRunner extends PoolRunner<ThreadSlot> {
+  readonly kind = 'native';
   readonly faults = 0;
   private next = 0;
   private seq = 0;

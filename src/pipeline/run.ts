@@ -279,6 +279,7 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
     stats.workerFaults = runner.faults;
     stats.helperThreadsBatch = sched.batched;
     stats.workersStarted = runner.started;
+    stats.workerKind = runner.kind;
     stats.cryptoBatchesInline = runner.batchesInline;
     stats.cryptoBatchesOnWorkers = runner.batchesOnWorkers;
     for (const w of reader.warnings) warnings.push(`${opts.input === '-' ? 'stdin' : opts.input}: ${w.message} (byte offset ${w.offset})`);
