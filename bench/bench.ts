@@ -179,7 +179,6 @@ function runCli(args: string[], env?: NodeJS.ProcessEnv, stdinFrom?: string, ove
   };
 }
 
-/** "N started, x–y % of batches inline" for a worker count's runs. */
 /** A configuration each rx capture runs in: workers, environment, and how the tables name it. */
 interface Variant {
   w: number;
@@ -196,6 +195,7 @@ const ESP_VARIANTS: Variant[] = [
 ];
 const HELPERS_OTHER: Variant = { w: NCPU, env: { IPSECOV2_NO_HELPER_BATCH: '1' }, note: ', helper threads not SCHED_BATCH (IPSECOV2_NO_HELPER_BATCH=1)', label: ', helpers SCHED_OTHER' };
 
+/** "N started, x–y % of batches inline" for a worker count's runs. */
 function poolNote(runs: RunFig[]): string {
   const pct = runs.map((r) => Math.round(100 * r.inlineShare));
   const lo = Math.min(...pct);
@@ -417,14 +417,12 @@ async function main(): Promise<void> {
       // NCPU workers with glibc's heap as it is (src/pipeline/heap.ts), and on worker_threads
       // instead of the addon's threads (pool.ts), interleaved too
       const variants = ESP_VARIANTS;
-      const counts = variants.map((v) => v.w);
-      const envOf = (k: number): NodeJS.ProcessEnv | undefined => variants[k]!.env;
-      const byCount: RunFig[][] = counts.map(() => []);
+      const byCount: RunFig[][] = variants.map(() => []);
       for (let i = 0; i < REPS; i++) {
-        counts.forEach((w, k) => byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(w)], envOf(k))));
+        variants.forEach((v, k) => byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(v.w)], v.env)));
       }
-      for (let k = 0; k < counts.length; k++) {
-        const w = counts[k]!;
+      for (let k = 0; k < variants.length; k++) {
+        const w = variants[k]!.w;
         const runs = byCount[k]!;
         const secs = median(runs.map((r) => r.seconds));
         const r0 = runs[0]!;
@@ -456,30 +454,26 @@ async function main(): Promise<void> {
       // also at NCPU workers with glibc's heap as it is (src/pipeline/heap.ts), on worker_threads
       // (pool.ts), and for AES-GCM with the helper threads left SCHED_OTHER (src/pipeline/priority.ts), interleaved
       const variants = algo === 'gcm' ? [...ESP_VARIANTS, HELPERS_OTHER] : ESP_VARIANTS;
-      const counts = variants.map((v) => v.w);
-      const NOTES = variants.map((v) => v.note);
-      const LABELS = variants.map((v) => v.label);
-      const envOf = (k: number): NodeJS.ProcessEnv | undefined => variants[k]!.env;
-      const byCount: RunFig[][] = counts.map(() => []);
+      const byCount: RunFig[][] = variants.map(() => []);
       for (let i = 0; i < Math.min(REPS, 3); i++) {
-        counts.forEach((w, k) => byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(w)], envOf(k))));
+        variants.forEach((v, k) => byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(v.w)], v.env)));
       }
       const tsAfter = tsBefore !== null && algo === 'gcm' ? tsharkTime(file, algo) : null;
       const ts = tsBefore !== null && tsAfter !== null ? { secs: (tsBefore.secs + tsAfter.secs) / 2, frames: tsBefore.frames } : tsBefore;
-      for (let k = 0; k < counts.length; k++) {
+      for (let k = 0; k < variants.length; k++) {
         const runs = byCount[k]!;
         const secs = median(runs.map((r) => r.seconds));
         const r0 = runs[0]!;
         if ((r0.outcomes.CRYPTO_SUCCESS ?? 0) !== r0.frames) throw new Error(`not every frame decrypted: ${JSON.stringify(r0.outcomes)}`);
-        const w = counts[k]!;
+        const w = variants[k]!.w;
         const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
-        const label = `rx ${name} 1400 B, ${(size / 1e9).toFixed(2)} GB, ${w} workers${LABELS[k]}`;
+        const label = `rx ${name} 1400 B, ${(size / 1e9).toFixed(2)} GB, ${w} workers${variants[k]!.label}`;
         if (w === NCPU && variants[k]!.env === undefined) {
           target(`${label} ≥ ${algo === 'gcm' ? 300 : 200}k frames/s`, r0.frames / secs, algo === 'gcm' ? 300000 : 200000, kfps);
           if (ts && algo === 'gcm') target(`${label}: ≥ 17× tshark`, (r0.frames / secs) / (ts.frames / ts.secs), 17, (v) => `${v.toFixed(2)}×`);
         }
         target(`${label}: peak RSS < 150 MB`, Math.max(...runs.map((r) => r.maxRssMB)), 150, (v) => `${v.toFixed(0)} MB`, true);
-        console.log(`| ${w}${w > 0 ? ` (${poolNote(runs)})` : ''}${NOTES[k]} | ${secs.toFixed(2)} (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * 1400, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${r0.nativeOutputFrames} | ${ratio} |`);
+        console.log(`| ${w}${w > 0 ? ` (${poolNote(runs)})` : ''}${variants[k]!.note} | ${secs.toFixed(2)} (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * 1400, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${r0.nativeOutputFrames} | ${ratio} |`);
       }
       if (ts) {
         const runs = tsAfter !== null ? `mean of the runs before and after ours: ${tsBefore!.secs.toFixed(2)}, ${tsAfter.secs.toFixed(2)} s` : 'one run';

@@ -49,7 +49,7 @@
  *                                        ("Crypto threads" below; words: Int32Array over a
  *                                        SharedArrayBuffer, threadWords long)
  *   threadRun(thread, id, data, meta, n, srcs?)  queue a batch (runBatch's arguments)
- *   threadWait(thread, id)               the main thread waits for batch id: cb(id, deferred, ms)
+ *   threadWait(thread, id)               the main thread waits for batch id: cb(id) once it is done
  *   threadClose(thread)                  stop and join the thread; queued batches are dropped
  *   threadWords -> number                length of threadNew's words
  */
@@ -1189,18 +1189,20 @@ typedef struct {
   batch_srcs srcs;
 } batch_args;
 
-static const char *get_batch_args(napi_env env, const napi_value *argv, size_t argc, batch_args *b) {
+/* NULL, or what is wrong (*range: a RangeError, else a TypeError). */
+static const char *get_batch_args(napi_env env, const napi_value *argv, size_t argc, batch_args *b, int *range) {
   size_t mlen;
   void *mp = NULL;
   napi_typedarray_type mt;
   int32_t n;
   b->srcs.count = 0;
+  *range = 0;
   if (argc >= 4 && !is_nullish(env, argv[3])) {
     uint32_t k, len = 0;
     bool isArr = false;
     if (napi_is_array(env, argv[3], &isArr) != napi_ok || !isArr) return "srcs must be an array";
     if (napi_get_array_length(env, argv[3], &len) != napi_ok) return "srcs must be an array";
-    if (len > MAX_SRCS) return "too many srcs";
+    if (len > MAX_SRCS) { *range = 1; return "too many srcs"; }
     for (k = 0; k < len; k++) {
       napi_value v;
       if (napi_get_element(env, argv[3], k, &v) != napi_ok || !get_bytes(env, v, &b->srcs.p[k], &b->srcs.n[k])) return "srcs must hold Uint8Arrays";
@@ -1210,10 +1212,17 @@ static const char *get_batch_args(napi_env env, const napi_value *argv, size_t a
   if (!get_bytes(env, argv[0], &b->data, &b->dlen)) return "data must be a Uint8Array";
   if (napi_get_typedarray_info(env, argv[1], &mt, &mlen, &mp, NULL, NULL) != napi_ok || mt != napi_int32_array)
     return "meta must be an Int32Array";
-  if (!get_i32(env, argv[2], &n) || n < 0 || (size_t)n * JOB_FIELDS > mlen) return "bad job count";
+  if (!get_i32(env, argv[2], &n) || n < 0 || (size_t)n * JOB_FIELDS > mlen) { *range = 1; return "bad job count"; }
   b->meta = (int32_t *)mp;
   b->n = (uint32_t)n;
   return NULL;
+}
+
+/* Throw what get_batch_args found wrong, named after the call. */
+static napi_value throw_batch_args(napi_env env, const char *call, const char *err, int range) {
+  char msg[96];
+  snprintf(msg, sizeof(msg), "%s: %s", call, err);
+  return range ? throw_range(env, msg) : throw_type(env, msg);
 }
 
 static uint32_t run_locked(slot_table *t, batch_args *b) {
@@ -1232,15 +1241,12 @@ static napi_value js_run_batch(napi_env env, napi_callback_info info) {
   slot_table *t;
   batch_args b;
   const char *err;
+  int range;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4) return throw_type(env, "runBatch: 4 arguments expected");
   t = (slot_table *)get_ext(env, argv[0], MAGIC_TAB);
   if (!t) return throw_type(env, "runBatch: not a slot table");
-  if ((err = get_batch_args(env, argv + 1, argc - 1, &b)) != NULL) {
-    char msg[96];
-    snprintf(msg, sizeof(msg), "runBatch: %s", err);
-    return strstr(err, "count") || strstr(err, "many") ? throw_range(env, msg) : throw_type(env, msg);
-  }
+  if ((err = get_batch_args(env, argv + 1, argc - 1, &b, &range)) != NULL) return throw_batch_args(env, "runBatch", err, range);
   CHECK(napi_create_uint32(env, run_locked(t, &b), &out));
   return out;
 }
@@ -1262,8 +1268,6 @@ typedef struct tjob {
   struct tjob *next;
   int32_t id;
   batch_args b;
-  uint32_t deferred;
-  double ms;
 } tjob;
 
 typedef struct {
@@ -1277,7 +1281,6 @@ typedef struct {
   int stop;
   int running; /* the thread was started and not joined yet */
   napi_threadsafe_function tsfn;
-  napi_env env;
   /* Shared with JS (an Int32Array over a SharedArrayBuffer, kept alive by wref): [0] the batch id
      the main thread waits for (0: none); rings of TW_RING by id: [TW_DONE + k] the id of the last
      batch done there, [TW_DEFERRED + k] its deferred jobs, [TW_MICROS + k] its crypto time. */
@@ -1321,7 +1324,9 @@ static void cthread_main(void *arg) {
 #endif
   for (;;) {
     tjob *j;
-    uint64_t t0;
+    uint64_t t0, us;
+    uint32_t deferred;
+    int k;
     uv_mutex_lock(&c->mu);
     while (c->head == NULL && !c->stop) uv_cond_wait(&c->cv, &c->mu);
     if (c->stop) { uv_mutex_unlock(&c->mu); break; }
@@ -1330,19 +1335,16 @@ static void cthread_main(void *arg) {
     if (c->head == NULL) c->tail = NULL;
     uv_mutex_unlock(&c->mu);
     t0 = uv_hrtime();
-    j->deferred = run_locked(c->t, &j->b);
-    j->ms = (double)(uv_hrtime() - t0) / 1e6;
-    {
-      int k = j->id & (TW_RING - 1);
-      uint64_t us = (uv_hrtime() - t0) / 1000;
-      __atomic_store_n(&c->words[TW_DEFERRED + k], (int32_t)j->deferred, __ATOMIC_RELAXED);
-      __atomic_store_n(&c->words[TW_MICROS + k], (int32_t)(us > 0x7fffffff ? 0x7fffffff : us), __ATOMIC_RELAXED);
-      /* Done, then: is the main thread waiting for it? Both sides store, then load (seq_cst), so
-         at least one of them sees the other: the main thread finds the batch done, or the
-         callback comes (or both; a callback for a batch no longer waited for does nothing). */
-      __atomic_store_n(&c->words[TW_DONE + k], j->id, __ATOMIC_SEQ_CST);
-      if (__atomic_load_n(&c->words[0], __ATOMIC_SEQ_CST) != j->id) { free(j); continue; }
-    }
+    deferred = run_locked(c->t, &j->b);
+    us = (uv_hrtime() - t0) / 1000;
+    k = j->id & (TW_RING - 1);
+    __atomic_store_n(&c->words[TW_DEFERRED + k], (int32_t)deferred, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->words[TW_MICROS + k], (int32_t)(us > 0x7fffffff ? 0x7fffffff : us), __ATOMIC_RELAXED);
+    /* Done, then: is the main thread waiting for it? Both sides store, then load (seq_cst), so
+       at least one of them sees the other: the main thread finds the batch done, or the
+       callback comes (or both; a callback for a batch no longer waited for does nothing). */
+    __atomic_store_n(&c->words[TW_DONE + k], j->id, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&c->words[0], __ATOMIC_SEQ_CST) != j->id) { free(j); continue; }
     if (napi_call_threadsafe_function(c->tsfn, j, napi_tsfn_nonblocking) != napi_ok) free(j);
   }
 }
@@ -1375,17 +1377,17 @@ static void cthread_end(cthread *c) {
 
 static void cthread_cleanup_hook(void *arg) { cthread_end((cthread *)arg); }
 
-/* On the main thread: cb(id, deferred, ms). env NULL: the function is being torn down. */
+/* On the main thread: cb(id) for the batch waited for (its results are in the words). env NULL:
+   the function is being torn down. */
 static void cthread_call_js(napi_env env, napi_value cb, void *context, void *data) {
   cthread *c = (cthread *)context;
   tjob *j = (tjob *)data;
   if (env != NULL && cb != NULL && j->id == c->waitingId) {
-    napi_value argv[3], undef;
+    napi_value arg, undef;
     c->waitingId = 0;
     napi_unref_threadsafe_function(env, c->tsfn);
-    if (napi_get_undefined(env, &undef) == napi_ok && napi_create_int32(env, j->id, &argv[0]) == napi_ok &&
-        napi_create_uint32(env, j->deferred, &argv[1]) == napi_ok && napi_create_double(env, j->ms, &argv[2]) == napi_ok)
-      napi_call_function(env, undef, cb, 3, argv, NULL);
+    if (napi_get_undefined(env, &undef) == napi_ok && napi_create_int32(env, j->id, &arg) == napi_ok)
+      napi_call_function(env, undef, cb, 1, &arg, NULL);
   }
   free(j);
 }
@@ -1414,7 +1416,7 @@ static void fin_thr(napi_env env, void *data, void *hint) {
 }
 
 /* threadNew(table, cb, words) -> a crypto thread running batches on `table`; words: an Int32Array
-   of at least threadWords over a SharedArrayBuffer; cb(id, deferred, ms) ends a threadWait */
+   of at least threadWords over a SharedArrayBuffer; cb(id) ends a threadWait */
 static napi_value js_thread_new(napi_env env, napi_callback_info info) {
   size_t argc = 3, wlen = 0;
   napi_value argv[3], out, name;
@@ -1433,7 +1435,6 @@ static napi_value js_thread_new(napi_env env, napi_callback_info info) {
   if (uv_cond_init(&c->cv) != 0) { uv_mutex_destroy(&c->mu); free(c); return throw_range(env, "threadNew: no condition variable"); }
   c->magic = MAGIC_THR;
   c->t = t;
-  c->env = env;
   c->words = (int32_t *)wp;
   if (napi_create_external(env, c, fin_thr, NULL, &out) != napi_ok) {
     uv_cond_destroy(&c->cv); uv_mutex_destroy(&c->mu); free(c);
@@ -1462,7 +1463,7 @@ static napi_value js_thread_new(napi_env env, napi_callback_info info) {
 }
 
 /* threadRun(thread, id, data, meta, n, srcs?): queue a batch. The caller keeps the buffers alive and
-   does not touch them until cb(id, ...). */
+   does not touch them until the batch is done. */
 static napi_value js_thread_run(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
@@ -1470,16 +1471,15 @@ static napi_value js_thread_run(napi_env env, napi_callback_info info) {
   tjob *j;
   int32_t id;
   const char *err;
+  int range;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 5 || (c = (cthread *)get_ext(env, argv[0], MAGIC_THR)) == NULL || !c->running || !get_i32(env, argv[1], &id))
     return throw_type(env, "threadRun: an open thread and a batch id");
   j = (tjob *)calloc(1, sizeof(*j));
   if (!j) return throw_range(env, "threadRun: out of memory");
-  if ((err = get_batch_args(env, argv + 2, argc - 2, &j->b)) != NULL) {
-    char msg[96];
+  if ((err = get_batch_args(env, argv + 2, argc - 2, &j->b, &range)) != NULL) {
     free(j);
-    snprintf(msg, sizeof(msg), "threadRun: %s", err);
-    return throw_type(env, msg);
+    return throw_batch_args(env, "threadRun", err, range);
   }
   j->id = id;
   uv_mutex_lock(&c->mu);
@@ -1492,7 +1492,7 @@ static napi_value js_thread_run(napi_env env, napi_callback_info info) {
 }
 
 /* threadWait(thread, id): the main thread has stored id in words[0] and found the batch not done:
-   cb(id, ...) comes once it is, and keeps the event loop alive until then. */
+   cb(id) comes once it is, and keeps the event loop alive until then. */
 static napi_value js_thread_wait(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];

@@ -44,13 +44,13 @@ interface Addon {
   waitClose(w: object): void;
   /** glibc's main heap keeps freed memory and its new space gets transparent huge pages: bytes advised, 0, -errno, or null without Linux+glibc. */
   heapHuge(reserve: number): number | null;
-  /** A crypto thread of the addon's own running batches on `table`; cb(id, deferred, ms) on the event loop per batch. */
-  threadNew(table: Ctx, cb: (id: number, deferred: number, ms: number) => void, words: Int32Array): Ctx;
+  /** A crypto thread of the addon's own running batches on `table`; cb(id) on the event loop ends a threadWait. */
+  threadNew(table: Ctx, cb: (id: number) => void, words: Int32Array): Ctx;
   /** Length of the words array threadNew takes. */
   threadWords: number;
-  /** The main thread waits for batch `id` (stored in words[0], found not done): cb(id, ...) comes once it is. */
+  /** The main thread waits for batch `id` (stored in words[0], found not done): cb(id) comes once it is. */
   threadWait(thread: Ctx, id: number): void;
-  /** Queue a batch (the caller keeps its buffers alive and untouched until the callback). */
+  /** Queue a batch (the caller keeps its buffers alive and untouched until it is done). */
   threadRun(thread: Ctx, id: number, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[]): void;
   /** Stop and join the thread; batches still queued are dropped (never called back). */
   threadClose(thread: Ctx): void;
@@ -430,10 +430,10 @@ export class NativeSlotTable {
 
   /**
    * A crypto thread of the addon's own that runs batches on this table, as run() would
-   * (src/pipeline/pool.ts NativeRunner): `done(id, deferred, ms)` is called on this thread's
-   * event loop once batch `id` is complete but for `deferred` jobs.
+   * (src/pipeline/pool.ts NativeRunner): `done(id)` is called on this thread's event loop once
+   * batch `id`, waited for (NativeThread.waitFor), is done.
    */
-  startThread(done: (id: number, deferred: number, ms: number) => void): NativeThread {
+  startThread(done: (id: number) => void): NativeThread {
     const words = new Int32Array(new SharedArrayBuffer(this.a.threadWords * 4));
     return new NativeThread(this.a, this.a.threadNew(this.t, done, words), words);
   }
