@@ -21,7 +21,8 @@
  * from the frames); if that fails too, the batch's frames get an internal-error result
  * (CRYPTO_GENERIC_ERROR in the OOB record) and the run goes on.
  */
-import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import type { Worker } from 'node:worker_threads';
 import { envFlag } from '../env.js';
 import { JOB_FIELDS, J, JobBatch, runDeferredJobs, runJobs, SlotTable, WORKER_FAULT, type SlotDef } from '../offload/jobs.js';
 import { nativeAvailable, type NativeThread } from '../crypto/native.js';
@@ -190,6 +191,15 @@ interface Slot {
 }
 
 const WORKER_URL = new URL('./worker.js', import.meta.url);
+
+let WorkerClass: typeof Worker | undefined;
+/**
+ * node:worker_threads, loaded when the first worker_threads pool is made: a run on the addon's
+ * threads or inline never needs it, and loading it costs a few milliseconds of every start.
+ */
+function workerClass(): typeof Worker {
+  return (WorkerClass ??= (createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads')).Worker);
+}
 const WORKER_YOUNG_GEN_MB = 4;
 
 /** What WorkerRunner and NativeRunner share: the bounds, the batches run inline, the growth rule. */
@@ -293,7 +303,7 @@ class WorkerRunner extends PoolRunner<Slot> {
   private spawn(): Slot {
     // A crypto worker holds almost no JS heap: a small young generation keeps each isolate's
     // footprint (and so peak RSS with many workers) down.
-    const worker = new Worker(WORKER_URL, { env: process.env, workerData: { index: this.spawned++ }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB } });
+    const worker = new (workerClass())(WORKER_URL, { env: process.env, workerData: { index: this.spawned++ }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB } });
     const slot: Slot = { worker, known: new Set(), busy: new Map(), dead: false, ready: false };
     worker.on('message', (msg: { id: number; data: ArrayBuffer; meta: ArrayBuffer; ms?: number; error?: string; ready?: boolean }) => {
       slot.ready = true;
