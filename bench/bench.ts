@@ -195,6 +195,7 @@ const ESP_VARIANTS: Variant[] = [
   { w: NCPU, note: '', label: '' },
   { w: NCPU, env: { IPSECOV2_NO_HEAP_TUNING: '1' }, note: ', heap not tuned (IPSECOV2_NO_HEAP_TUNING=1)', label: ', heap not tuned' },
   { w: NCPU, env: { IPSECOV2_JS_WORKERS: '1' }, note: ', worker_threads (IPSECOV2_JS_WORKERS=1)', label: ', worker_threads' },
+  { w: NCPU, env: { IPSECOV2_NO_WRITE_THREAD: '1' }, note: ', capture written through libuv (IPSECOV2_NO_WRITE_THREAD=1)', label: ', libuv writes' },
 ];
 const HELPERS_OTHER: Variant = { w: NCPU, env: { IPSECOV2_NO_HELPER_BATCH: '1' }, note: ', helper threads not SCHED_BATCH (IPSECOV2_NO_HELPER_BATCH=1)', label: ', helpers SCHED_OTHER' };
 
@@ -421,8 +422,9 @@ async function main(): Promise<void> {
       const file = ensureEsp(algo, payload, nFrames);
       const ts = ONLY.includes('tshark') && payload === 1400 ? tsharkTime(file, algo) : null;
       // worker counts interleaved run by run: the machine's speed drifts between minutes; and
-      // NCPU workers with glibc's heap as it is (src/pipeline/heap.ts), and on worker_threads
-      // instead of the addon's threads (pool.ts), interleaved too
+      // NCPU workers with glibc's heap as it is (src/pipeline/heap.ts), on worker_threads
+      // instead of the addon's threads (pool.ts), and with the capture written through libuv
+      // instead of the addon's write thread (capture/writer.ts), interleaved too
       const variants = ESP_VARIANTS;
       const byCount: RunFig[][] = variants.map(() => []);
       for (let i = 0; i < REPS; i++) {
@@ -459,7 +461,8 @@ async function main(): Promise<void> {
       // the two, so a drift of the machine's speed during the section weighs on both sides
       const tsBefore = ONLY.includes('tshark') ? tsharkTime(file, algo) : null;
       // also at NCPU workers with glibc's heap as it is (src/pipeline/heap.ts), on worker_threads
-      // (pool.ts), and for AES-GCM with the helper threads left SCHED_OTHER (src/pipeline/priority.ts), interleaved
+      // (pool.ts), written through libuv (capture/writer.ts), and for AES-GCM with the helper
+      // threads left SCHED_OTHER (src/pipeline/priority.ts), interleaved
       const variants = algo === 'gcm' ? [...ESP_VARIANTS, HELPERS_OTHER] : ESP_VARIANTS;
       const byCount: RunFig[][] = variants.map(() => []);
       for (let i = 0; i < Math.min(REPS, 3); i++) {

@@ -52,6 +52,10 @@
  *   threadWait(thread, id)               the main thread waits for batch id: cb(id) once it is done
  *   threadClose(thread)                  stop and join the thread; queued batches are dropped
  *   threadWords -> number                length of threadNew's words
+ *   threadWrite(thread, id, fd, bytes, pos)  queue a pwrite on the thread (threadNew(null, ...):
+ *                                        a thread for writes only); done like a batch, the
+ *                                        write's errno (0: written) where a batch has its
+ *                                        deferred count
  */
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
@@ -98,7 +102,7 @@
 #undef R_OK /* <unistd.h> brings access()'s modes too */
 #endif
 
-#define ABI_VERSION 10
+#define ABI_VERSION 11
 
 enum { R_OK = 0, R_AUTH = 1, R_LEN = 2, R_INT = 3 };
 
@@ -1268,6 +1272,11 @@ typedef struct tjob {
   struct tjob *next;
   int32_t id;
   batch_args b;
+  /* a write (threadWrite) instead of a batch when wlen > 0 */
+  int fd;
+  uint8_t *wp;
+  size_t wlen;
+  int64_t wpos;
 } tjob;
 
 typedef struct {
@@ -1293,7 +1302,8 @@ typedef struct {
 #define TW_DONE 1
 #define TW_DEFERRED (TW_DONE + TW_RING)
 #define TW_MICROS (TW_DEFERRED + TW_RING)
-#define TW_WORDS (TW_MICROS + TW_RING)
+#define TW_WERR (TW_MICROS + TW_RING) /* the errno of the first write that failed (threadWrite) */
+#define TW_WORDS (TW_WERR + 1)
 
 /* The running crypto threads, stopped and joined at exit(): process.exit() ends the process
    without the environment's cleanup hooks, and OpenSSL's own atexit cleanup must not run under a
@@ -1317,10 +1327,33 @@ static void cthreads_init(void) {
   if (uv_mutex_init(&g_thr_mu) == 0) atexit(cthreads_at_exit);
 }
 
+/* pwrite all of [p, p + n) at pos: 0, or the errno of the write that failed */
+static int write_all(int fd, const uint8_t *p, size_t n, int64_t pos) {
+#ifdef __linux__
+  while (n > 0) {
+    ssize_t w = pwrite(fd, p, n, (off_t)pos);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno > 0 ? errno : EIO;
+    }
+    if (w == 0) return EIO;
+    p += w;
+    n -= (size_t)w;
+    pos += w;
+  }
+  return 0;
+#else
+  (void)fd; (void)p; (void)n; (void)pos;
+  return ENOSYS;
+#endif
+}
+
 static void cthread_main(void *arg) {
   cthread *c = (cthread *)arg;
+  int named = 0;
 #ifdef __linux__
-  prctl(PR_SET_NAME, "ipsecov2-crypto", 0, 0, 0); /* as top -H and perf show it */
+  /* as top -H and perf show it; a thread made for writes (no table) is named at its first */
+  if (c->t != NULL) prctl(PR_SET_NAME, "ipsecov2-crypto", 0, 0, 0);
 #endif
   for (;;) {
     tjob *j;
@@ -1335,7 +1368,15 @@ static void cthread_main(void *arg) {
     if (c->head == NULL) c->tail = NULL;
     uv_mutex_unlock(&c->mu);
     t0 = uv_hrtime();
-    deferred = run_locked(c->t, &j->b);
+    if (j->wlen > 0) {
+#ifdef __linux__
+      if (!named) { prctl(PR_SET_NAME, "ipsecov2-write", 0, 0, 0); named = 1; }
+#endif
+      int32_t none = 0;
+      deferred = (uint32_t)write_all(j->fd, j->wp, j->wlen, j->wpos); /* 0 or errno */
+      if (deferred != 0) __atomic_compare_exchange_n(&c->words[TW_WERR], &none, (int32_t)deferred, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    } else
+      deferred = run_locked(c->t, &j->b);
     us = (uv_hrtime() - t0) / 1000;
     k = j->id & (TW_RING - 1);
     __atomic_store_n(&c->words[TW_DEFERRED + k], (int32_t)deferred, __ATOMIC_RELAXED);
@@ -1426,7 +1467,11 @@ static napi_value js_thread_new(napi_env env, napi_callback_info info) {
   napi_typedarray_type wt;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uv_once(&g_thr_once, cthreads_init);
-  if (argc < 3 || (t = (slot_table *)get_ext(env, argv[0], MAGIC_TAB)) == NULL) return throw_type(env, "threadNew: a slot table, a callback and an Int32Array");
+  napi_valuetype tt = napi_undefined;
+  if (argc < 3 || napi_typeof(env, argv[0], &tt) != napi_ok) return throw_type(env, "threadNew: a slot table, a callback and an Int32Array");
+  /* null: a thread for writes only (threadWrite) */
+  if (tt == napi_null) t = NULL;
+  else if ((t = (slot_table *)get_ext(env, argv[0], MAGIC_TAB)) == NULL) return throw_type(env, "threadNew: a slot table, a callback and an Int32Array");
   if (napi_get_typedarray_info(env, argv[2], &wt, &wlen, &wp, NULL, NULL) != napi_ok || wt != napi_int32_array || wlen < TW_WORDS || wp == NULL)
     return throw_type(env, "threadNew: words must be an Int32Array of threadWords");
   c = (cthread *)calloc(1, sizeof(*c));
@@ -1440,7 +1485,7 @@ static napi_value js_thread_new(napi_env env, napi_callback_info info) {
     uv_cond_destroy(&c->cv); uv_mutex_destroy(&c->mu); free(c);
     return NULL;
   }
-  CHECK(napi_create_reference(env, argv[0], 1, &c->tref));
+  if (t != NULL) CHECK(napi_create_reference(env, argv[0], 1, &c->tref));
   CHECK(napi_create_reference(env, argv[2], 1, &c->wref));
   CHECK(napi_create_string_utf8(env, "ipsecov2 crypto thread", NAPI_AUTO_LENGTH, &name));
   CHECK(napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, c, cthread_call_js, &c->tsfn));
@@ -1473,8 +1518,8 @@ static napi_value js_thread_run(napi_env env, napi_callback_info info) {
   const char *err;
   int range;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5 || (c = (cthread *)get_ext(env, argv[0], MAGIC_THR)) == NULL || !c->running || !get_i32(env, argv[1], &id))
-    return throw_type(env, "threadRun: an open thread and a batch id");
+  if (argc < 5 || (c = (cthread *)get_ext(env, argv[0], MAGIC_THR)) == NULL || !c->running || c->t == NULL || !get_i32(env, argv[1], &id))
+    return throw_type(env, "threadRun: an open crypto thread and a batch id");
   j = (tjob *)calloc(1, sizeof(*j));
   if (!j) return throw_range(env, "threadRun: out of memory");
   if ((err = get_batch_args(env, argv + 2, argc - 2, &j->b, &range)) != NULL) {
@@ -1482,6 +1527,41 @@ static napi_value js_thread_run(napi_env env, napi_callback_info info) {
     return throw_batch_args(env, "threadRun", err, range);
   }
   j->id = id;
+  uv_mutex_lock(&c->mu);
+  if (c->tail) c->tail->next = j;
+  else c->head = j;
+  c->tail = j;
+  uv_cond_signal(&c->cv);
+  uv_mutex_unlock(&c->mu);
+  return NULL;
+}
+
+/* threadWrite(thread, id, fd, bytes, position): queue a pwrite of all of `bytes` (a Uint8Array,
+   not empty) at `position` of `fd`. Done like a batch: words[TW_DONE + k] = id, with the errno of
+   a failed write (0: written) at words[TW_DEFERRED + k], and the first failure's errno kept at
+   words[TW_WERR]. Queued with increasing ids, writes complete in that order, so write `id` is done
+   once words[TW_DONE + k] >= id, even after the ring wrapped. The caller keeps the bytes alive and
+   untouched, and the fd open, until it is done. */
+static napi_value js_thread_write(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  cthread *c;
+  tjob *j;
+  int32_t id, fd;
+  int64_t pos;
+  uint8_t *p = NULL;
+  size_t n = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5 || (c = (cthread *)get_ext(env, argv[0], MAGIC_THR)) == NULL || !c->running || !get_i32(env, argv[1], &id) || !get_i32(env, argv[2], &fd) || fd < 0 ||
+      !get_bytes(env, argv[3], &p, &n) || p == NULL || n == 0 || !get_i64(env, argv[4], &pos) || pos < 0)
+    return throw_type(env, "threadWrite: an open thread, an id, an fd, bytes (not empty) and a position");
+  j = (tjob *)calloc(1, sizeof(*j));
+  if (!j) return throw_range(env, "threadWrite: out of memory");
+  j->id = id;
+  j->fd = fd;
+  j->wp = p;
+  j->wlen = n;
+  j->wpos = pos;
   uv_mutex_lock(&c->mu);
   if (c->tail) c->tail->next = j;
   else c->head = j;
@@ -2153,6 +2233,7 @@ NAPI_MODULE_INIT() {
     {"threadRun", NULL, js_thread_run, NULL, NULL, NULL, napi_enumerable, NULL},
     {"threadClose", NULL, js_thread_close, NULL, NULL, NULL, napi_enumerable, NULL},
     {"threadWait", NULL, js_thread_wait, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"threadWrite", NULL, js_thread_write, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi;
   if (OpenSSL_version_num() >> 28 != 3) { /* built against OpenSSL 3 headers: refuse anything else */

@@ -7,10 +7,14 @@
  * `writeFrame` is synchronous and allocation-free per frame. `flush()`, once per batch, hands
  * over the partial buffer and waits for the sink: that is the back-pressure point.
  * File targets are written to a temporary name beside the target and renamed on `close()`, so
- * a failed run never leaves a file that looks complete.
+ * a failed run never leaves a file that looks complete; with the addon, by a thread of its own
+ * (ThreadFileSink), else through libuv's pool (FileSink).
  */
 import { open as fsOpen, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { getSystemErrorMap } from 'node:util';
+import { NativeWriteThread } from '../crypto/native.js';
+import { envFlag } from '../env.js';
 import { linkTypeName } from './linktypes.js';
 import { growPipe } from './pipe.js';
 import { replaceFile, trackTmp, untrackTmp } from './tmpfiles.js';
@@ -87,9 +91,15 @@ export interface CaptureWriter {
   readonly bytesWritten: number;
   /** The reader of stdout/the pipe went away (EPIPE); further frames are dropped quietly. */
   readonly closedByPeer: boolean;
+  /** What writes the bytes: a thread of the addon's own, libuv's pool (a file), or a stream (`--json` outputWriter). */
+  readonly sinkKind: SinkKind;
 }
 
+/** See {@link CaptureWriter.sinkKind}. */
+export type SinkKind = 'thread' | 'file' | 'stream';
+
 interface Sink {
+  readonly kind: SinkKind;
   /**
    * Nobody reads the output before it is complete (a file, renamed into place at the end): a
    * batch's flush may leave a part-filled buffer for later instead of writing it now.
@@ -112,7 +122,9 @@ async function writeAll(fh: FileHandle, chunk: Buffer, position: number): Promis
   }
 }
 
+/** A file written through libuv's pool: without the addon's write threads, or with IPSECOV2_NO_WRITE_THREAD=1. */
 class FileSink implements Sink {
+  readonly kind = 'file';
   readonly whole = true;
   readonly closedByPeer = false;
   error: Error | null = null;
@@ -172,7 +184,119 @@ class FileSink implements Sink {
   }
 }
 
+/** A write queued on a {@link ThreadFileSink}'s thread: its id, its bytes (kept alive) and its callback. */
+interface QueuedWrite {
+  id: number;
+  chunk: Buffer;
+  done: () => void;
+}
+
+/**
+ * A file written by a thread of the addon's own (NativeWriteThread): the writes go out one at a
+ * time in the order queued, each pwrite() starting as soon as the one before ends, with no turn
+ * of the main thread's event loop between them. FileSink's concurrent writes through libuv's
+ * pool contend for the file's lock in the kernel, which the waiting threads spin on
+ * (`rwsem_spin_on_owner`: ~10 % of those threads' CPU in a 2 GB run at 2 workers), and one write
+ * at a time through libuv stalls (see FileSink). Completed writes are collected when the main
+ * thread next writes or waits.
+ */
+class ThreadFileSink implements Sink {
+  readonly kind = 'thread';
+  readonly whole = true;
+  readonly closedByPeer = false;
+  error: Error | null = null;
+  private position = 0;
+  private nextId = 1;
+  private readonly queue: QueuedWrite[] = [];
+  private head = 0;
+  private wake: (() => void) | null = null;
+  private readonly fd: number;
+
+  constructor(
+    private readonly thread: NativeWriteThread,
+    private readonly fh: FileHandle,
+    private readonly tmp: string,
+    private readonly target: string,
+  ) {
+    this.fd = fh.fd;
+  }
+
+  /** Make a sink for `fh`, or null without the addon's write threads. */
+  static create(fh: FileHandle, tmp: string, target: string): ThreadFileSink | null {
+    let sink: ThreadFileSink | null = null;
+    const thread = NativeWriteThread.start(() => sink?.onDone());
+    if (thread === null) return null;
+    sink = new ThreadFileSink(thread, fh, tmp, target);
+    return sink;
+  }
+
+  private onDone(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  write(chunk: Buffer, done: () => void): void {
+    if (this.error !== null) { done(); return; }
+    const id = this.nextId++;
+    this.thread.write(id, this.fd, chunk, this.position);
+    this.position += chunk.length;
+    this.queue.push({ id, chunk, done });
+    this.collect();
+  }
+
+  /** Hand back the buffers of writes done, in order; note the first failure. */
+  private collect(): void {
+    const q = this.queue;
+    while (this.head < q.length && this.thread.isDone(q[this.head]!.id)) q[this.head++]!.done();
+    if (this.head === q.length) {
+      q.length = 0;
+      this.head = 0;
+    }
+    if (this.error === null) {
+      const errno = this.thread.firstErrno();
+      if (errno !== 0) this.error = writeError(errno, this.tmp);
+    }
+  }
+
+  async wait(keep = 0): Promise<void> {
+    this.collect();
+    while (this.queue.length - this.head > keep) {
+      const id = this.queue[this.queue.length - 1 - keep]!.id;
+      await new Promise<void>((resolve) => {
+        if (this.thread.waitFor(id)) resolve();
+        else this.wake = resolve;
+      });
+      this.collect();
+    }
+  }
+
+  async finish(): Promise<void> {
+    await this.wait();
+    this.thread.close();
+    if (this.error !== null) return;
+    await this.fh.close();
+    await replaceFile(this.tmp, this.target);
+    untrackTmp(this.tmp);
+  }
+
+  async abort(): Promise<void> {
+    await this.wait();
+    this.thread.close();
+    await this.fh.close().catch(() => undefined);
+    await unlink(this.tmp).catch(() => undefined);
+    untrackTmp(this.tmp);
+  }
+}
+
+/** A failed write's errno as Node reports a system error (`code`, `errno`, `syscall`, `path`; the message without the temporary file's name). */
+function writeError(errno: number, path: string): Error {
+  const [code, text] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, 'write failed'];
+  return Object.assign(new Error(`${code}: ${text}, write`), { code, errno: -errno, syscall: 'write', path });
+}
+
 class StreamSink implements Sink {
+  readonly kind = 'stream';
   closedByPeer = false;
   error: Error | null = null;
   private needDrain = false;
@@ -298,6 +422,10 @@ class Writer implements CaptureWriter {
 
   get closedByPeer(): boolean {
     return this.sink.closedByPeer;
+  }
+
+  get sinkKind(): SinkKind {
+    return this.sink.kind;
   }
 
   private checkOpen(): void {
@@ -529,7 +657,8 @@ export async function createCaptureWriter(target: string, opts: WriterOptions): 
   const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
   const fh = await fsOpen(tmp, 'w');
   trackTmp(tmp);
-  return new Writer(new FileSink(fh, tmp, target), target, opts);
+  const sink = envFlag('IPSECOV2_NO_WRITE_THREAD') ? null : ThreadFileSink.create(fh, tmp, target);
+  return new Writer(sink ?? new FileSink(fh, tmp, target), target, opts);
 }
 
 /** Write a capture to any writable stream (ended on close unless `opts.end === false`). */

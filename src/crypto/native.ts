@@ -18,7 +18,7 @@ import { envFlag } from '../env.js';
 import type { AhParams, AhTransform, EspParams, EspTransform, OpenResult } from './types.js';
 
 /** The addon's JS-facing API version this loader speaks (ABI_VERSION in the C file). */
-const EXPECTED_ABI = 10;
+const EXPECTED_ABI = 11;
 const ADDON_FILE = join('build', 'Release', 'ipsecov2_native.node');
 
 type Ctx = object;
@@ -45,7 +45,9 @@ interface Addon {
   /** glibc's main heap keeps freed memory and its new space gets transparent huge pages: bytes advised, 0, -errno, or null without Linux+glibc. */
   heapHuge(reserve: number): number | null;
   /** A crypto thread of the addon's own running batches on `table`; cb(id) on the event loop ends a threadWait. */
-  threadNew(table: Ctx, cb: (id: number) => void, words: Int32Array): Ctx;
+  threadNew(table: Ctx | null, cb: (id: number) => void, words: Int32Array): Ctx;
+  /** Queue a pwrite of all of `bytes` at `position` of `fd` (a thread made with a null table). */
+  threadWrite(thread: Ctx, id: number, fd: number, bytes: Uint8Array, position: number): void;
   /** Length of the words array threadNew takes. */
   threadWords: number;
   /** The main thread waits for batch `id` (stored in words[0], found not done): cb(id) comes once it is. */
@@ -444,6 +446,7 @@ const TW_RING = 64;
 const TW_DONE = 1;
 const TW_DEFERRED = TW_DONE + TW_RING;
 const TW_MICROS = TW_DEFERRED + TW_RING;
+const TW_WERR = TW_MICROS + TW_RING;
 
 /**
  * See NativeSlotTable.startThread. Batch ids are positive; at most TW_RING batches may be queued
@@ -487,6 +490,55 @@ export class NativeThread {
   }
 
   /** Stop the thread (a batch it is running completes; queued ones are dropped) and join it. */
+  close(): void {
+    this.a.threadClose(this.h);
+  }
+}
+
+/**
+ * A thread of the addon's own that writes to files (src/capture/writer.ts ThreadFileSink): each
+ * write is one pwrite() of a buffer at a position, done in the order queued, without a turn of
+ * the event loop between one and the next. Write ids are positive and increasing (at most 2^31 - 1
+ * writes); any number may be queued.
+ */
+export class NativeWriteThread {
+  private constructor(private readonly a: Addon, private readonly h: Ctx, private readonly words: Int32Array) {}
+
+  /** A write thread, or null without the addon (or with one that has no threadWrite). */
+  static start(done: (id: number) => void): NativeWriteThread | null {
+    const a = load();
+    if (a === null || typeof a.threadWrite !== 'function') return null;
+    const words = new Int32Array(new SharedArrayBuffer(a.threadWords * 4));
+    return new NativeWriteThread(a, a.threadNew(null, done, words), words);
+  }
+
+  /** Queue a write of all of `bytes` at `position`; the bytes must stay alive and untouched until it is done. */
+  write(id: number, fd: number, bytes: Uint8Array, position: number): void {
+    this.a.threadWrite(this.h, id, fd, bytes, position);
+  }
+
+  /** Write `id` and every write queued before it are done (written, or failed: see firstErrno). */
+  isDone(id: number): boolean {
+    return Atomics.load(this.words, TW_DONE + (id & (TW_RING - 1))) >= id;
+  }
+
+  /** The errno of the first write that failed, or 0. */
+  firstErrno(): number {
+    return Atomics.load(this.words, TW_WERR);
+  }
+
+  /** As NativeThread.waitFor: true when write `id` is done already; else the callback comes once it is. */
+  waitFor(id: number): boolean {
+    Atomics.store(this.words, 0, id);
+    if (this.isDone(id)) {
+      Atomics.store(this.words, 0, 0);
+      return true;
+    }
+    this.a.threadWait(this.h, id);
+    return false;
+  }
+
+  /** Stop the thread (a write it is doing completes; queued ones are dropped) and join it. */
   close(): void {
     this.a.threadClose(this.h);
   }

@@ -67,6 +67,8 @@ export class RunStats {
   helperThreadsBatch = 0;
   /** Bytes of glibc's heap given transparent huge pages for this process (src/pipeline/heap.ts). */
   hugeHeapBytes = 0;
+  /** What wrote the capture output (capture/writer.ts): a thread of the addon's, libuv's pool, a stream; 'none' without one. */
+  outputWriter: 'none' | 'thread' | 'file' | 'stream' = 'none';
 
   /** Count one frame's record. */
   record(r: OobRecord): void {
@@ -108,6 +110,7 @@ export class RunStats {
       nativeOutputFrames: this.nativeOutputFrames,
       helperThreadsBatch: this.helperThreadsBatch,
       hugeHeapBytes: this.hugeHeapBytes,
+      outputWriter: this.outputWriter,
       perSa: Object.fromEntries([...this.perSa.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, v.toJSON()])),
     };
   }

@@ -134,7 +134,10 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
   const sched = new HelperScheduling(opts.helperScheduling === true);
   const progress = opts.progress ? new Progress(reader) : null;
   try {
-    if (opts.output !== null) writer = await createCaptureWriter(opts.output, { format: opts.format });
+    if (opts.output !== null) {
+      writer = await createCaptureWriter(opts.output, { format: opts.format });
+      stats.outputWriter = writer.sinkKind;
+    }
     if (opts.oob !== null) oobOut = await OutputFile.open(opts.oob);
     const timeline = new SaTimeline(opts.sa, opts.replayWindow, warnings);
     // The OOB line's time is written from the frame by the encoder; the record's text form is
