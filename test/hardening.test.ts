@@ -242,6 +242,12 @@ test('disk full: one clear line, exit 1, no partial file left (written by the ad
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
       assert.match(r.stderr, /: write failed: ENOSPC: no space left on device, write\n$/);
       assert.deepEqual(readdirSync(full), [], 'partial output removed');
+      // the OOB output: the same files, named by the target
+      const oob = join(full, 'o.jsonl');
+      const o = run(['rx', '--sa', join(d, 'sas.yaml'), input, '-w', join(d, 'o.pcapng'), '--oob', oob, '--workers', '0'], { IPSECOV2_NO_WRITE_THREAD: noThread });
+      assert.equal(o.status, 1, o.stderr);
+      assert.equal(o.stderr, `ipsecov2: ${oob}: no space left on device\n`);
+      assert.deepEqual(readdirSync(full), [], 'partial OOB output removed');
     }
   } finally {
     spawnSync('umount', [full]);

@@ -98,7 +98,8 @@ export interface CaptureWriter {
 /** See {@link CaptureWriter.sinkKind}. */
 export type SinkKind = 'thread' | 'file' | 'stream';
 
-interface Sink {
+/** Where a writer's bytes go: a file (see {@link openFileSink}) or a stream. */
+export interface Sink {
   readonly kind: SinkKind;
   /**
    * Nobody reads the output before it is complete (a file, renamed into place at the end): a
@@ -147,7 +148,8 @@ class FileSink implements Sink {
     // writev) did worse. Measured (2 GB AES-GCM, 2 workers, 3 interleaved runs each): 3.77-4.13 s
     // concurrent, 4.10-4.40 s one at a time, 4.55-5.22 s whole queue, although the concurrent
     // writes spin on the file's lock in the kernel (~0.1 s of CPU).
-    const p = writeAll(this.fh, chunk, this.position).then(done, (e: Error) => {
+    const p = writeAll(this.fh, chunk, this.position).then(done, (e: NodeJS.ErrnoException) => {
+      e.path ??= this.target; // the user's file, not the temporary one
       this.error ??= e;
       done();
     });
@@ -255,7 +257,7 @@ class ThreadFileSink implements Sink {
     }
     if (this.error === null) {
       const errno = this.thread.firstErrno();
-      if (errno !== 0) this.error = writeError(errno, this.tmp);
+      if (errno !== 0) this.error = writeError(errno, this.target);
     }
   }
 
@@ -289,7 +291,7 @@ class ThreadFileSink implements Sink {
   }
 }
 
-/** A failed write's errno as Node reports a system error (`code`, `errno`, `syscall`, `path`; the message without the temporary file's name). */
+/** A failed write's errno as Node reports a system error (`code`, `errno`, `syscall`), with the target's `path` (not the temporary file's). */
 function writeError(errno: number, path: string): Error {
   const [code, text] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, 'write failed'];
   return Object.assign(new Error(`${code}: ${text}, write`), { code, errno: -errno, syscall: 'write', path });
@@ -654,11 +656,22 @@ export async function createCaptureWriter(target: string, opts: WriterOptions): 
     growPipe(1);
     return new Writer(new StreamSink(process.stdout, false), 'stdout', opts);
   }
+  return new Writer(await openFileSink(target), target, opts);
+}
+
+/**
+ * A sink for a file target: a temporary file beside it (`.<name>.<pid>.tmp`, removed at exit
+ * unless finished), renamed onto the target by `finish()`. Written by a thread of the addon's own
+ * when there is one (ThreadFileSink), else through libuv's pool (FileSink), or with
+ * IPSECOV2_NO_WRITE_THREAD=1.
+ * @throws Node's system errors if the temporary file cannot be created.
+ */
+export async function openFileSink(target: string): Promise<Sink> {
   const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
   const fh = await fsOpen(tmp, 'w');
   trackTmp(tmp);
   const sink = envFlag('IPSECOV2_NO_WRITE_THREAD') ? null : ThreadFileSink.create(fh, tmp, target);
-  return new Writer(sink ?? new FileSink(fh, tmp, target), target, opts);
+  return sink ?? new FileSink(fh, tmp, target);
 }
 
 /** Write a capture to any writable stream (ended on close unless `opts.end === false`). */

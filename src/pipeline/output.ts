@@ -1,12 +1,10 @@
 /**
  * A text output file (the OOB JSON Lines) written safely: to a temporary name beside the target,
- * renamed when complete, removed on failure. '-' writes to standard output.
+ * renamed when complete, removed on failure (a file sink of capture/writer.ts: with the addon, a
+ * thread of its own writes it). '-' writes to standard output.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { growPipe } from '../capture/pipe.js';
-import { replaceFile, trackTmp, untrackTmp } from '../capture/tmpfiles.js';
+import { openFileSink, type Sink } from '../capture/writer.js';
 
 /** Bytes gathered before a write to the OS. */
 const OUT_BUF = 1 << 20;
@@ -16,46 +14,51 @@ const SPARE_BUFFERS = 4;
 const FLUSH_KEEP = 2;
 
 export class OutputFile {
-  private readonly stream: WriteStream | NodeJS.WriteStream;
-  private readonly tmp: string | null;
-  private readonly target: string;
   /** Lines are encoded straight into this buffer (no per-line Buffer, no join). */
   private buf: Buffer = Buffer.allocUnsafeSlow(OUT_BUF);
   private size = 0;
-  private error: Error | null = null;
+  /** Standard output's error (a file's is its sink's). */
+  private streamError: Error | null = null;
   /** The reader of standard output went away (EPIPE): further lines are dropped quietly. */
   closedByPeer = false;
+  private readonly spare: Buffer[] = [];
+  /** Buffers handed over whose write has not called back yet. */
+  private pending = 0;
+  private waiter: (() => void) | null = null;
 
-  private constructor(target: string, stream: WriteStream | NodeJS.WriteStream, tmp: string | null) {
-    this.target = target;
-    this.stream = stream;
-    this.tmp = tmp;
-    stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (tmp === null && (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED')) this.closedByPeer = true;
-      else this.error = e;
+  /** `sink` for a file, `stream` (standard output) otherwise. */
+  private constructor(
+    private readonly sink: Sink | null,
+    private readonly stream: NodeJS.WriteStream | null,
+  ) {
+    stream?.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') this.closedByPeer = true;
+      else this.streamError = e;
       this.wake();
     });
   }
 
+  /** @throws Node's system errors if the temporary file cannot be created. */
   static async open(target: string): Promise<OutputFile> {
     if (target === '-') {
       growPipe(1);
-      return new OutputFile(target, process.stdout, null);
+      return new OutputFile(null, process.stdout);
     }
-    const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
-    // A high-water mark of a few output buffers: flush() then waits only when the disk is really
-    // behind, so OOB writing overlaps with processing.
-    const s = createWriteStream(tmp, { flags: 'w', mode: 0o644, highWaterMark: 4 * OUT_BUF });
-    await new Promise<void>((res, rej) => { s.once('open', () => res()); s.once('error', rej); });
-    trackTmp(tmp);
-    return new OutputFile(target, s, tmp);
+    return new OutputFile(await openFileSink(target), null);
+  }
+
+  private get error(): Error | null {
+    return this.sink !== null ? this.sink.error : this.streamError;
   }
 
   write(line: string): void {
     // A UTF-8 character takes at most 3 bytes per UTF-16 unit.
     if (this.size + line.length * 3 > this.buf.length) {
       this.drain();
-      if (line.length * 3 > this.buf.length) { if (!this.closedByPeer) this.stream.write(line); return; }
+      if (line.length * 3 > this.buf.length) {
+        if (!this.closedByPeer) this.put(Buffer.from(line, 'utf8'), null);
+        return;
+      }
     }
     this.size += this.buf.write(line, this.size, 'utf8');
   }
@@ -82,26 +85,32 @@ export class OutputFile {
     this.size = end;
   }
 
+  /**
+   * Hand `chunk` to the sink or stream. Once written, `whole` (the output buffer it is part of)
+   * becomes a spare: written buffers are reused (no page faults, no garbage).
+   */
+  private put(chunk: Buffer, whole: Buffer | null): void {
+    this.pending++;
+    const done = (): void => {
+      this.pending--;
+      if (whole !== null && whole.length === OUT_BUF && this.spare.length < SPARE_BUFFERS) this.spare.push(whole);
+      this.wake();
+    };
+    if (this.sink !== null) this.sink.write(chunk, done);
+    else this.stream!.write(chunk, done);
+  }
+
   private drain(): void {
     if (this.size === 0) return;
-    if (this.error) throw this.error;
+    const e = this.error;
+    if (e) throw e;
     if (this.closedByPeer) { this.size = 0; return; }
-    // The stream keeps a reference until written: take a spare buffer it is done with (no page
-    // faults, no garbage), else a fresh one; this one comes back when its write completes.
-    const full = this.buf;
-    this.pending++;
-    this.stream.write(full.subarray(0, this.size), () => {
-      this.pending--;
-      if (full.length === OUT_BUF && this.spare.length < SPARE_BUFFERS) this.spare.push(full);
-      this.wake();
-    });
+    // The sink keeps a reference until written: take a spare buffer it is done with, else a
+    // fresh one; this one comes back when its write completes.
+    this.put(this.buf.subarray(0, this.size), this.buf);
     this.buf = this.spare.pop() ?? Buffer.allocUnsafeSlow(OUT_BUF);
     this.size = 0;
   }
-  private readonly spare: Buffer[] = [];
-  /** Buffers handed to the stream whose write has not called back yet. */
-  private pending = 0;
-  private waiter: (() => void) | null = null;
 
   /** Buffer writes not called back yet (after flush(): at most FLUSH_KEEP). */
   get inFlight(): number {
@@ -121,11 +130,15 @@ export class OutputFile {
    * them in a 1.6M-frame 64 B run: peak RSS 118 -> 143 MB).
    */
   async flush(): Promise<void> {
-    while (this.pending > FLUSH_KEEP && this.error === null && !this.closedByPeer) {
+    if (this.sink !== null) {
+      await this.sink.wait(FLUSH_KEEP);
+      return;
+    }
+    while (this.pending > FLUSH_KEEP && this.streamError === null && !this.closedByPeer) {
       await new Promise<void>((res) => { this.waiter = res; });
     }
-    const s = this.stream as WriteStream;
-    if (!s.writableNeedDrain || this.error || this.closedByPeer) return;
+    const s = this.stream!;
+    if (!s.writableNeedDrain || this.streamError || this.closedByPeer) return;
     await new Promise<void>((res) => {
       const done = (): void => { s.off('drain', done); s.off('error', done); res(); };
       s.on('drain', done);
@@ -135,17 +148,13 @@ export class OutputFile {
 
   async close(): Promise<void> {
     this.drain();
-    if (this.tmp === null) return;
-    await new Promise<void>((res, rej) => (this.stream as WriteStream).end((e?: Error | null) => (e ? rej(e) : res())));
-    if (this.error) throw this.error;
-    await replaceFile(this.tmp, this.target);
-    untrackTmp(this.tmp);
+    if (this.sink === null) return;
+    await this.sink.finish();
+    const e = this.sink.error;
+    if (e) throw e;
   }
 
   async abort(): Promise<void> {
-    if (this.tmp === null) return;
-    (this.stream as WriteStream).destroy();
-    await unlink(this.tmp).catch(() => undefined);
-    untrackTmp(this.tmp);
+    await this.sink?.abort();
   }
 }
