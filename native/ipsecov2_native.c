@@ -1351,6 +1351,7 @@ static int write_all(int fd, const uint8_t *p, size_t n, int64_t pos) {
 static void cthread_main(void *arg) {
   cthread *c = (cthread *)arg;
   int named = 0;
+  (void)named;
 #ifdef __linux__
   /* as top -H and perf show it; a thread made for writes (no table) is named at its first */
   if (c->t != NULL) prctl(PR_SET_NAME, "ipsecov2-crypto", 0, 0, 0);
@@ -1507,6 +1508,16 @@ static napi_value js_thread_new(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* Queue a job for the thread and wake it. */
+static void cthread_enqueue(cthread *c, tjob *j) {
+  uv_mutex_lock(&c->mu);
+  if (c->tail) c->tail->next = j;
+  else c->head = j;
+  c->tail = j;
+  uv_cond_signal(&c->cv);
+  uv_mutex_unlock(&c->mu);
+}
+
 /* threadRun(thread, id, data, meta, n, srcs?): queue a batch. The caller keeps the buffers alive and
    does not touch them until the batch is done. */
 static napi_value js_thread_run(napi_env env, napi_callback_info info) {
@@ -1527,12 +1538,7 @@ static napi_value js_thread_run(napi_env env, napi_callback_info info) {
     return throw_batch_args(env, "threadRun", err, range);
   }
   j->id = id;
-  uv_mutex_lock(&c->mu);
-  if (c->tail) c->tail->next = j;
-  else c->head = j;
-  c->tail = j;
-  uv_cond_signal(&c->cv);
-  uv_mutex_unlock(&c->mu);
+  cthread_enqueue(c, j);
   return NULL;
 }
 
@@ -1562,12 +1568,7 @@ static napi_value js_thread_write(napi_env env, napi_callback_info info) {
   j->wp = p;
   j->wlen = n;
   j->wpos = pos;
-  uv_mutex_lock(&c->mu);
-  if (c->tail) c->tail->next = j;
-  else c->head = j;
-  c->tail = j;
-  uv_cond_signal(&c->cv);
-  uv_mutex_unlock(&c->mu);
+  cthread_enqueue(c, j);
   return NULL;
 }
 

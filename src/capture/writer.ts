@@ -123,20 +123,50 @@ async function writeAll(fh: FileHandle, chunk: Buffer, position: number): Promis
   }
 }
 
-/** A file written through libuv's pool: without the addon's write threads, or with IPSECOV2_NO_WRITE_THREAD=1. */
-class FileSink implements Sink {
-  readonly kind = 'file';
+/**
+ * A file target's sink: writes go to the temporary file `tmp` (open as `fh`), renamed onto
+ * `target` by finish() or removed by abort(), once every write is done.
+ */
+abstract class TmpFileSink implements Sink {
+  abstract readonly kind: SinkKind;
   readonly whole = true;
   readonly closedByPeer = false;
   error: Error | null = null;
-  private position = 0;
-  private inflight: Promise<void>[] = [];
+  protected position = 0;
 
   constructor(
-    private readonly fh: FileHandle,
-    private readonly tmp: string,
-    private readonly target: string,
+    protected readonly fh: FileHandle,
+    protected readonly tmp: string,
+    protected readonly target: string,
   ) {}
+
+  abstract write(chunk: Buffer, done: () => void): void;
+  abstract wait(keep?: number): Promise<void>;
+  /** Every write is done: release what writes them. */
+  protected stop(): void {}
+
+  async finish(): Promise<void> {
+    await this.wait();
+    this.stop();
+    if (this.error !== null) return;
+    await this.fh.close();
+    await replaceFile(this.tmp, this.target);
+    untrackTmp(this.tmp);
+  }
+
+  async abort(): Promise<void> {
+    await this.wait();
+    this.stop();
+    await this.fh.close().catch(() => undefined);
+    await unlink(this.tmp).catch(() => undefined);
+    untrackTmp(this.tmp);
+  }
+}
+
+/** A file written through libuv's pool: without the addon's write threads, or with IPSECOV2_NO_WRITE_THREAD=1. */
+class FileSink extends TmpFileSink {
+  readonly kind = 'file';
+  private inflight: Promise<void>[] = [];
 
   write(chunk: Buffer, done: () => void): void {
     if (this.error !== null) { done(); return; }
@@ -169,21 +199,6 @@ class FileSink implements Sink {
       await Promise.all(list);
     }
   }
-
-  async finish(): Promise<void> {
-    await this.wait();
-    if (this.error !== null) return;
-    await this.fh.close();
-    await replaceFile(this.tmp, this.target);
-    untrackTmp(this.tmp);
-  }
-
-  async abort(): Promise<void> {
-    await this.wait();
-    await this.fh.close().catch(() => undefined);
-    await unlink(this.tmp).catch(() => undefined);
-    untrackTmp(this.tmp);
-  }
 }
 
 /** A write queued on a {@link ThreadFileSink}'s thread: its id, its bytes (kept alive) and its callback. */
@@ -202,12 +217,8 @@ interface QueuedWrite {
  * at a time through libuv stalls (see FileSink). Completed writes are collected when the main
  * thread next writes or waits.
  */
-class ThreadFileSink implements Sink {
+class ThreadFileSink extends TmpFileSink {
   readonly kind = 'thread';
-  readonly whole = true;
-  readonly closedByPeer = false;
-  error: Error | null = null;
-  private position = 0;
   private nextId = 1;
   private readonly queue: QueuedWrite[] = [];
   private head = 0;
@@ -216,10 +227,11 @@ class ThreadFileSink implements Sink {
 
   constructor(
     private readonly thread: NativeWriteThread,
-    private readonly fh: FileHandle,
-    private readonly tmp: string,
-    private readonly target: string,
+    fh: FileHandle,
+    tmp: string,
+    target: string,
   ) {
+    super(fh, tmp, target);
     this.fd = fh.fd;
   }
 
@@ -273,21 +285,8 @@ class ThreadFileSink implements Sink {
     }
   }
 
-  async finish(): Promise<void> {
-    await this.wait();
+  protected override stop(): void {
     this.thread.close();
-    if (this.error !== null) return;
-    await this.fh.close();
-    await replaceFile(this.tmp, this.target);
-    untrackTmp(this.tmp);
-  }
-
-  async abort(): Promise<void> {
-    await this.wait();
-    this.thread.close();
-    await this.fh.close().catch(() => undefined);
-    await unlink(this.tmp).catch(() => undefined);
-    untrackTmp(this.tmp);
   }
 }
 

@@ -449,13 +449,41 @@ const TW_MICROS = TW_DEFERRED + TW_RING;
 const TW_WERR = TW_MICROS + TW_RING;
 
 /**
- * See NativeSlotTable.startThread. Batch ids are positive; at most TW_RING batches may be queued
- * at once. The thread says a batch is done in shared memory (read without a turn of the event
- * loop) and calls back only for the batch the main thread waits for.
+ * A thread of the addon's own (threadNew) and the words it shares with this one: it says a job is
+ * done in shared memory (read without a turn of the event loop) and calls back only for the job
+ * the main thread waits for.
  */
-export class NativeThread {
-  constructor(private readonly a: Addon, private readonly h: Ctx, private readonly words: Int32Array) {}
+abstract class AddonThread {
+  constructor(protected readonly a: Addon, protected readonly h: Ctx, protected readonly words: Int32Array) {}
 
+  /** Job `id` is done. */
+  abstract isDone(id: number): boolean;
+
+  /**
+   * Wait for job `id`: true when it is done already; else false, and the thread's callback
+   * comes once it is (keeping the event loop alive until then).
+   */
+  waitFor(id: number): boolean {
+    Atomics.store(this.words, 0, id);
+    if (this.isDone(id)) {
+      Atomics.store(this.words, 0, 0);
+      return true;
+    }
+    this.a.threadWait(this.h, id);
+    return false;
+  }
+
+  /** Stop the thread (a job it is running completes; queued ones are dropped) and join it. */
+  close(): void {
+    this.a.threadClose(this.h);
+  }
+}
+
+/**
+ * See NativeSlotTable.startThread. Batch ids are positive; at most TW_RING batches may be queued
+ * at once.
+ */
+export class NativeThread extends AddonThread {
   /** Queue jobs [0, n) of a batch; its buffers must stay alive and untouched until it is done. */
   run(id: number, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[]): void {
     this.a.threadRun(this.h, id, data, meta, n, srcs);
@@ -474,25 +502,6 @@ export class NativeThread {
   msOf(id: number): number {
     return Atomics.load(this.words, TW_MICROS + (id & (TW_RING - 1))) / 1000;
   }
-
-  /**
-   * Wait for batch `id`: true when it is done already; else false, and the thread's callback
-   * comes once it is (keeping the event loop alive until then).
-   */
-  waitFor(id: number): boolean {
-    Atomics.store(this.words, 0, id);
-    if (this.isDone(id)) {
-      Atomics.store(this.words, 0, 0);
-      return true;
-    }
-    this.a.threadWait(this.h, id);
-    return false;
-  }
-
-  /** Stop the thread (a batch it is running completes; queued ones are dropped) and join it. */
-  close(): void {
-    this.a.threadClose(this.h);
-  }
 }
 
 /**
@@ -501,9 +510,7 @@ export class NativeThread {
  * the event loop between one and the next. Write ids are positive and increasing (at most 2^31 - 1
  * writes); any number may be queued.
  */
-export class NativeWriteThread {
-  private constructor(private readonly a: Addon, private readonly h: Ctx, private readonly words: Int32Array) {}
-
+export class NativeWriteThread extends AddonThread {
   /** A write thread, or null without the addon (or with one that has no threadWrite). */
   static start(done: (id: number) => void): NativeWriteThread | null {
     const a = load();
@@ -525,22 +532,6 @@ export class NativeWriteThread {
   /** The errno of the first write that failed, or 0. */
   firstErrno(): number {
     return Atomics.load(this.words, TW_WERR);
-  }
-
-  /** As NativeThread.waitFor: true when write `id` is done already; else the callback comes once it is. */
-  waitFor(id: number): boolean {
-    Atomics.store(this.words, 0, id);
-    if (this.isDone(id)) {
-      Atomics.store(this.words, 0, 0);
-      return true;
-    }
-    this.a.threadWait(this.h, id);
-    return false;
-  }
-
-  /** Stop the thread (a write it is doing completes; queued ones are dropped) and join it. */
-  close(): void {
-    this.a.threadClose(this.h);
   }
 }
 
