@@ -1350,11 +1350,9 @@ static int write_all(int fd, const uint8_t *p, size_t n, int64_t pos) {
 
 static void cthread_main(void *arg) {
   cthread *c = (cthread *)arg;
-  int named = 0;
-  (void)named;
 #ifdef __linux__
-  /* as top -H and perf show it; a thread made for writes (no table) is named at its first */
-  if (c->t != NULL) prctl(PR_SET_NAME, "ipsecov2-crypto", 0, 0, 0);
+  /* as top -H and perf show it; a thread made without a table only writes (threadWrite) */
+  prctl(PR_SET_NAME, c->t != NULL ? "ipsecov2-crypto" : "ipsecov2-write", 0, 0, 0);
 #endif
   for (;;) {
     tjob *j;
@@ -1370,9 +1368,6 @@ static void cthread_main(void *arg) {
     uv_mutex_unlock(&c->mu);
     t0 = uv_hrtime();
     if (j->wlen > 0) {
-#ifdef __linux__
-      if (!named) { prctl(PR_SET_NAME, "ipsecov2-write", 0, 0, 0); named = 1; }
-#endif
       int32_t none = 0;
       deferred = (uint32_t)write_all(j->fd, j->wp, j->wlen, j->wpos); /* 0 or errno */
       if (deferred != 0) __atomic_compare_exchange_n(&c->words[TW_WERR], &none, (int32_t)deferred, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);

@@ -220,10 +220,9 @@ interface QueuedWrite {
 class ThreadFileSink extends TmpFileSink {
   readonly kind = 'thread';
   private nextId = 1;
+  /** Writes not yet collected, oldest first (a few: flush() waits when more than a handful are queued). */
   private readonly queue: QueuedWrite[] = [];
-  private head = 0;
   private wake: (() => void) | null = null;
-  private readonly fd: number;
 
   constructor(
     private readonly thread: NativeWriteThread,
@@ -232,7 +231,6 @@ class ThreadFileSink extends TmpFileSink {
     target: string,
   ) {
     super(fh, tmp, target);
-    this.fd = fh.fd;
   }
 
   /** Make a sink for `fh`, or null without the addon's write threads. */
@@ -253,7 +251,7 @@ class ThreadFileSink extends TmpFileSink {
   write(chunk: Buffer, done: () => void): void {
     if (this.error !== null) { done(); return; }
     const id = this.nextId++;
-    this.thread.write(id, this.fd, chunk, this.position);
+    this.thread.write(id, this.fh.fd, chunk, this.position);
     this.position += chunk.length;
     this.queue.push({ id, chunk, done });
     this.collect();
@@ -262,11 +260,7 @@ class ThreadFileSink extends TmpFileSink {
   /** Hand back the buffers of writes done, in order; note the first failure. */
   private collect(): void {
     const q = this.queue;
-    while (this.head < q.length && this.thread.isDone(q[this.head]!.id)) q[this.head++]!.done();
-    if (this.head === q.length) {
-      q.length = 0;
-      this.head = 0;
-    }
+    while (q.length > 0 && this.thread.isDone(q[0]!.id)) q.shift()!.done();
     if (this.error === null) {
       const errno = this.thread.firstErrno();
       if (errno !== 0) this.error = writeError(errno, this.target);
@@ -275,7 +269,7 @@ class ThreadFileSink extends TmpFileSink {
 
   async wait(keep = 0): Promise<void> {
     this.collect();
-    while (this.queue.length - this.head > keep) {
+    while (this.queue.length > keep) {
       const id = this.queue[this.queue.length - 1 - keep]!.id;
       await new Promise<void>((resolve) => {
         if (this.thread.waitFor(id)) resolve();

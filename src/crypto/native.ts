@@ -511,10 +511,10 @@ export class NativeThread extends AddonThread {
  * writes); any number may be queued.
  */
 export class NativeWriteThread extends AddonThread {
-  /** A write thread, or null without the addon (or with one that has no threadWrite). */
+  /** A write thread, or null without the addon. */
   static start(done: (id: number) => void): NativeWriteThread | null {
     const a = load();
-    if (a === null || typeof a.threadWrite !== 'function') return null;
+    if (a === null) return null;
     const words = new Int32Array(new SharedArrayBuffer(a.threadWords * 4));
     return new NativeWriteThread(a, a.threadNew(null, done, words), words);
   }
