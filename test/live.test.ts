@@ -240,7 +240,8 @@ async function payloads(file: string): Promise<string[]> {
   return out;
 }
 
-function udpPayload(d: Buffer): string {
+function udpPayload(u: Uint8Array): string {
+  const d = Buffer.from(u.buffer, u.byteOffset, u.length);
   if (d.readUInt16BE(12) !== 0x0800) return `ethertype 0x${d.readUInt16BE(12).toString(16)}`;
   const ihl = (d[14]! & 0x0f) * 4;
   const proto = d[14 + 9];

@@ -292,13 +292,6 @@ const MIN_READ = 4096;
  */
 const HEADROOM = 1 << 16;
 
-/**
- * Frame views: a Uint8Array with Buffer.prototype in its chain (every Buffer method works and
- * Buffer.isBuffer() is true), made straight from the chunk's ArrayBuffer. Buffer#subarray goes
- * through the species constructor: ~75-110 ns a view here, against ~35 ns for this.
- */
-class FrameBuffer extends Uint8Array {}
-Object.setPrototypeOf(FrameBuffer.prototype, Buffer.prototype);
 
 /**
  * A chunk of input. Standard-size chunks are shared memory (shared-memory.ts), so a crypto worker
@@ -392,9 +385,15 @@ export class ChunkedInput {
     this.abOff = b.byteOffset;
   }
 
-  /** `buf[start, start + len)` as a Buffer sharing its memory (a frame's bytes). */
-  view(start: number, len: number): Buffer {
-    return new FrameBuffer(this.ab, this.abOff + start, len) as unknown as Buffer;
+  /**
+   * `buf[start, start + len)` as a plain Uint8Array sharing its memory (a frame's bytes), made
+   * straight from the chunk's ArrayBuffer. Not a Buffer: Buffer#subarray goes through the species
+   * constructor (~75-110 ns a view here), and a subclass of Uint8Array with Buffer.prototype in
+   * its chain (what frames were until the thirteenth session) through the generic construct stub;
+   * the plain constructor is inlined by TurboFan. 64 B frames, 200k: 0.443 -> 0.420 s.
+   */
+  view(start: number, len: number): Uint8Array {
+    return new Uint8Array(this.ab, this.abOff + start, len);
   }
 
   /** Keep READ_AHEAD chunk reads in flight (positional sources). */

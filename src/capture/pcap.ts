@@ -107,8 +107,10 @@ export class PcapParser implements FormatParser {
       out.push({
         index: ++st.frameCount,
         ifId: 0,
-        tsHi: TS_UNITS[0],
-        tsLo: TS_UNITS[1],
+        // `>>> 0` (a no-op on these unsigned halves): a uint32 is stored as a small integer when it
+        // fits, a float64 read from TS_UNITS always as a heap number (two allocations per frame)
+        tsHi: TS_UNITS[0]! >>> 0,
+        tsLo: TS_UNITS[1]! >>> 0,
         data: inp.view(start, incl),
         origLen: orig,
         comment: null,

@@ -34,7 +34,8 @@ export interface CaptureFrame {
   /** Timestamp in units of the interface's tsResol, as two unsigned 32-bit halves. */
   tsHi: number;
   tsLo: number;
-  data: Buffer;
+  /** A plain Uint8Array (not a Buffer): wrap it with Buffer.from(d.buffer, d.byteOffset, d.length) for Buffer methods. */
+  data: Uint8Array;
   /** Original length on the wire (>= data.length). */
   origLen: number;
   /** opt_comment of the input record (pcapng), or null. */

@@ -351,7 +351,7 @@ class PiecesSource implements ByteSource {
 async function readAll(reader: CaptureReader, r: Prng): Promise<string> {
   const parts: string[] = [];
   for (let b = await reader.nextBatch(1 + r.int(300)); b; b = await reader.nextBatch(1 + r.int(300))) {
-    for (const f of b) parts.push(`${f.tsHi}.${f.tsLo}:${f.origLen}:${f.data.toString('hex')}`);
+    for (const f of b) parts.push(`${f.tsHi}.${f.tsLo}:${f.origLen}:${Buffer.from(f.data.buffer, f.data.byteOffset, f.data.length).toString('hex')}`);
   }
   parts.push(`truncated=${reader.truncated} skipped=${reader.skippedRecords} warnings=${reader.warnings.map((w) => `${w.offset}:${w.message}`).join('|')}`);
   await reader.close();
