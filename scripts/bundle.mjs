@@ -23,6 +23,7 @@
 // dist/src/, and the modules otherwise (or with IPSECOV2_NO_BUNDLE=1).
 // Without esbuild (a dev dependency) this prints a note and leaves the modules in use.
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -40,8 +41,29 @@ try {
 }
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
+// Node built-ins that a run seldom needs, loaded when first used instead of at start-up:
+// child_process (commander requires it at its top for executable subcommands, which ipsecov2 has
+// none of; tmpfiles.ts for the detached `rm` of a replaced output) and crypto (the fallback
+// path: the addon does a run's crypto). Requiring them took ~3 ms (child_process and its
+// dgram/socket_list) and ~4 ms (crypto) of every start. Each import of one gets a stand-in
+// module with the built-in's export names as getters that require it on first access;
+// esbuild's interop copies exports as getters, so nothing is loaded until a name is used.
+const LAZY_BUILTINS = ['node:child_process', 'node:crypto'];
+const require = createRequire(import.meta.url);
+const lazyBuiltins = {
+  name: 'lazy-builtins',
+  setup(b) {
+    const filter = new RegExp(`^(${LAZY_BUILTINS.map((m) => m.replace(/[/]/g, '\\/')).join('|')})$`);
+    b.onResolve({ filter }, (a) => (a.namespace === 'lazy-builtin' ? { path: a.path, external: true } : { path: a.path, namespace: 'lazy-builtin' }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (a) => ({
+      loader: 'js',
+      contents: `let m;\nfor (const k of ${JSON.stringify(Object.keys(require(a.path)))}) Object.defineProperty(exports, k, { enumerable: true, get: () => (m ??= require(${JSON.stringify(a.path)}))[k] });\n`,
+    }));
+  },
+};
 const common = {
   bundle: true,
+  plugins: [lazyBuiltins],
   platform: 'node',
   target: 'node20',
   // cap is optional and native: loaded at run time (live capture) by name, never bundled.

@@ -125,3 +125,37 @@ test('bundle: the code cache is tied to its bundle; a missing, foreign or corrup
   utimesSync(bun, t + 5, t + 5);
   assert.equal(run([], {}, bin).stdout.trim(), 'none');
 });
+
+test('bundle: node:crypto and node:child_process load only when used (lazy stand-ins), and work when they are', (t) => {
+  const d = mkdtempSync(join(tmpdir(), 'ipsecov2-lazy-'));
+  const list = join(d, 'modules.txt');
+  // records the built-ins loaded by the end of the run
+  const preload = join(d, 'preload.cjs');
+  writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));\n`);
+  const loaded = (): string[] => readFileSync(list, 'utf8').split('\n').filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13));
+  const rx = (out: string): void => {
+    const r = spawnSync(process.execPath, ['--require', preload, BIN, 'rx', '--sa', join(DEMO, 'demo-sas.yaml'), join(DEMO, 'demo.pcapng'), '-w', out, '--oob', join(d, 'o.jsonl'), '--quiet', '--json'],
+      { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  const native = /crypto: native addon/.test(run(['--version']).stdout);
+  rx(join(d, 'a.pcapng'));
+  const first = loaded();
+  assert.ok(first.includes('fs'), 'the preload saw the run');
+  assert.ok(!first.includes('child_process'), 'child_process loaded by a run that starts no process');
+  if (native) assert.ok(!first.includes('crypto'), 'node:crypto loaded by a run whose crypto is all on the addon');
+  else t.diagnostic('no addon: node:crypto does the crypto, so it loads');
+  // a large existing target is replaced and its old copy removed by a detached `rm`
+  // (tmpfiles.ts): spawn through the stand-in; a sparse 40 MB file is large enough
+  const big = join(d, 'b.pcapng');
+  writeFileSync(big, '');
+  spawnSync('truncate', ['-s', '40M', big]);
+  rx(big);
+  assert.ok(loaded().includes('child_process'), 'the replace did not start rm through child_process');
+  assert.deepEqual(readFileSync(big), readFileSync(join(d, 'a.pcapng')), 'the new output is in place');
+  // --version probes DES through node:crypto: the stand-in loads it on first use
+  const v = spawnSync(process.execPath, ['--require', preload, BIN, '--version'], { encoding: 'utf8' });
+  assert.equal(v.status, 0, v.stderr);
+  assert.match(v.stdout, /DES: (pure JS|OpenSSL)/);
+  assert.ok(loaded().includes('crypto'));
+});

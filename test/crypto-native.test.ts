@@ -209,9 +209,29 @@ for (const mode of ['direct', 'EVP'] as const) {
         { ...espParams('null', 'aes-gmac-128'), icvLength: 12 },
         { ...espParams('aes-cbc-128', 'none'), encryption: 'rot13' },
       ];
+      // the same message too: SlotTable.define makes only the addon's transform when it can, so its
+      // message is what a user sees for a bad SA
       for (const p of bad) {
-        assert.throws(() => createEspTransform(p), RangeError);
-        assert.throws(() => createNativeEspTransform(p), RangeError, JSON.stringify({ ...p, encryptionKey: p.encryptionKey.length }));
+        const what = JSON.stringify({ ...p, encryptionKey: p.encryptionKey.length, integrityKey: p.integrityKey.length });
+        let message = '';
+        assert.throws(() => createEspTransform(p), (e: Error) => { message = e.message; return e instanceof RangeError; });
+        assert.throws(() => createNativeEspTransform(p), (e: Error) => e instanceof RangeError && e.message === message, `${what}: ${message}`);
+      }
+    });
+
+    test('AH parameter errors throw like createAhTransform, with the same message', () => {
+      const bad: AhParams[] = [
+        { integrity: 'hmac-sha1-96', integrityKey: bytes(20), icvLength: 21 },
+        { integrity: 'hmac-sha256-128', integrityKey: bytes(32), icvLength: 0 },
+        { integrity: 'aes-gmac-128', integrityKey: bytes(16), icvLength: 16 },
+        { integrity: 'aes-gmac-128', integrityKey: bytes(20), icvLength: 12 },
+        { integrity: 'none', integrityKey: bytes(0), icvLength: 0 },
+        { integrity: 'rot13', integrityKey: bytes(20), icvLength: 12 },
+      ];
+      for (const p of bad) {
+        let message = '';
+        assert.throws(() => createAhTransform(p), (e: Error) => { message = e.message; return e instanceof RangeError; }, p.integrity);
+        assert.throws(() => createNativeAhTransform(p), (e: Error) => e instanceof RangeError && e.message === message, `${p.integrity}/${p.integrityKey.length}/${p.icvLength}: ${message}`);
       }
     });
   });

@@ -256,13 +256,20 @@ function addPathOptions(c: Command, path: 'rx' | 'tx'): Command {
   return c;
 }
 
+/**
+ * The --version line, made only when it is printed: commander takes the text up front, and making
+ * it on every run loaded node:crypto (which a run with the addon never needs) to probe for DES and
+ * read package.json. Commander only interpolates it (`${str}`), which calls toString().
+ */
+const VERSION_LINE = { toString: () => `ipsecov2 ${version()} (${cryptoBackendInfo()}; ${threadsInfo()}; code: ${codeInfo()})` } as unknown as string;
+
 /** Build the commander program (exported for tests). */
 export function buildProgram(result: { code: number }): Command {
   const program = new Command();
   program
     .name('ipsecov2')
     .description('Emulates a Windows NDIS IPsec Offload Version 2 NIC over packet captures: verifies and decrypts\nESP/AH (rx) or encrypts (tx) every frame and reports, per frame, what the NIC would indicate.')
-    .version(`ipsecov2 ${version()} (${cryptoBackendInfo()}; ${threadsInfo()}; code: ${codeInfo()})`, '-V, --version')
+    .version(VERSION_LINE, '-V, --version')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'machine-readable summaries')
     .showHelpAfterError('(run with --help for usage)')

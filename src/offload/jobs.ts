@@ -86,13 +86,13 @@ export class SlotTable {
 
   define(d: SlotDef): void {
     try {
-      // node:crypto transforms first: they validate the parameters (same errors either way).
-      let esp = d.esp ? createEspTransform(d.esp) : null;
-      let ah = d.ah ? createAhTransform(d.ah) : null;
-      if (this.native) {
-        if (d.esp) esp = createNativeEspTransform(d.esp) ?? esp;
-        if (d.ah) ah = createNativeAhTransform(d.ah) ?? ah;
-      }
+      // The addon's transforms when it has them, node:crypto's otherwise (no addon, single DES).
+      // Both validate the parameters the same way, with the same messages (crypto-native tests).
+      // node:crypto is only loaded when its transform is made: a run on the addon never needs it.
+      let esp = d.esp && this.native ? createNativeEspTransform(d.esp) : null;
+      let ah = d.ah && this.native ? createNativeAhTransform(d.ah) : null;
+      if (d.esp && !esp) esp = createEspTransform(d.esp);
+      if (d.ah && !ah) ah = createAhTransform(d.ah);
       this.esp[d.slot] = esp;
       this.ah[d.slot] = ah;
       this.broken[d.slot] = null;
