@@ -69,6 +69,8 @@ export class RunStats {
   hugeHeapBytes = 0;
   /** What wrote the capture output (capture/writer.ts): a thread of the addon's, libuv's pool, a stream; 'none' without one. */
   outputWriter: 'none' | 'thread' | 'file' | 'stream' = 'none';
+  /** Frames per read batch (RunOptions.batchFrames, DEFAULT_BATCH_FRAMES or IPSECOV2_BATCH_FRAMES). */
+  batchFrames = 0;
 
   /** Count one frame's record. */
   record(r: OobRecord): void {
@@ -111,6 +113,7 @@ export class RunStats {
       helperThreadsBatch: this.helperThreadsBatch,
       hugeHeapBytes: this.hugeHeapBytes,
       outputWriter: this.outputWriter,
+      batchFrames: this.batchFrames,
       perSa: Object.fromEntries([...this.perSa.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, v.toJSON()])),
     };
   }
