@@ -196,7 +196,8 @@ const ESP_VARIANTS: Variant[] = [
   { w: NCPU, env: { IPSECOV2_NO_HEAP_TUNING: '1' }, note: ', heap not tuned (IPSECOV2_NO_HEAP_TUNING=1)', label: ', heap not tuned' },
   { w: NCPU, env: { IPSECOV2_JS_WORKERS: '1' }, note: ', worker_threads (IPSECOV2_JS_WORKERS=1)', label: ', worker_threads' },
   { w: NCPU, env: { IPSECOV2_NO_WRITE_THREAD: '1' }, note: ', capture written through libuv (IPSECOV2_NO_WRITE_THREAD=1)', label: ', libuv writes' },
-  { w: NCPU, env: { IPSECOV2_BATCH_FRAMES: '1024' }, note: ', read batches of 1024 frames, the default before the thirteenth session (IPSECOV2_BATCH_FRAMES=1024)', label: ', 1024-frame batches' },
+  { w: NCPU, env: { IPSECOV2_BATCH_FRAMES: '1024', IPSECOV2_HANDOFF_MS: '0' }, note: ', 1024-frame batches, every batch but the first handed over: the twelfth session\'s pool (IPSECOV2_BATCH_FRAMES=1024 IPSECOV2_HANDOFF_MS=0)', label: ', twelfth session\'s batches' },
+  { w: NCPU, env: { IPSECOV2_HANDOFF_MS: '0' }, note: ', every batch but the first handed over, however cheap (IPSECOV2_HANDOFF_MS=0)', label: ', every batch handed over' },
 ];
 const HELPERS_OTHER: Variant = { w: NCPU, env: { IPSECOV2_NO_HELPER_BATCH: '1' }, note: ', helper threads not SCHED_BATCH (IPSECOV2_NO_HELPER_BATCH=1)', label: ', helpers SCHED_OTHER' };
 
@@ -518,7 +519,7 @@ async function main(): Promise<void> {
     console.log(`\n## pass-through rx (SA file matching nothing), ${(size / 1e9).toFixed(2)} GB, ${frames} frames`);
     console.log('| workers | median s | frames/s | MB/s | peak RSS MB |');
     console.log('| --- | --- | --- | --- | --- |');
-    const pass: [number, NodeJS.ProcessEnv | undefined, string][] = [[0, undefined, ''], [0, { IPSECOV2_BATCH_FRAMES: '1024' }, ', read batches of 1024 frames'], [NCPU, undefined, '']];
+    const pass: [number, NodeJS.ProcessEnv | undefined, string][] = [[0, undefined, ''], [0, { IPSECOV2_BATCH_FRAMES: '256' }, ', read batches of 256 frames'], [NCPU, undefined, '']];
     const byRow: RunFig[][] = pass.map(() => []);
     for (let i = 0; i < Math.min(REPS, 2); i++) pass.forEach(([w, env], k) => byRow[k]!.push(runCli(['rx', '--sa', join(DATA, 'nomatch-sas.yaml'), big, '-w', out, '--oob', oob, '--workers', String(w)], env)));
     pass.forEach(([w, , note], k) => {

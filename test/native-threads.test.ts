@@ -193,6 +193,8 @@ test('rx: native threads, worker_threads and inline write the same bytes (ICV fa
       process.env.IPSECOV2_JS_WORKERS = threads === 'js' ? '1' : '';
       // worker_threads: every batch to the worker, not inline while it starts (a slow machine)
       process.env.IPSECOV2_POOL_EVERY_BATCH = threads === 'js' ? '1' : '';
+      // 64-frame batches are too cheap to hand over (pool.ts HANDOFF_MS): every one is, here
+      process.env.IPSECOV2_HANDOFF_MS = '0';
       try {
         const o = { ...rxOptions(sa, input, join(dir, 'b.pcapng'), join(dir, 'b.jsonl'), w), batchFrames: 64 };
         const res = await runCapture(o);
@@ -204,6 +206,7 @@ test('rx: native threads, worker_threads and inline write the same bytes (ICV fa
         if (prev === undefined) delete process.env.IPSECOV2_JS_WORKERS;
         else process.env.IPSECOV2_JS_WORKERS = prev;
         delete process.env.IPSECOV2_POOL_EVERY_BATCH;
+        delete process.env.IPSECOV2_HANDOFF_MS;
       }
     }
   } finally {

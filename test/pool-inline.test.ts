@@ -82,6 +82,8 @@ test('rx: batches that moved from inline to the worker write the same bytes as a
     const want = [readFileSync(inline.output!), readFileSync(inline.oob!)];
     let mixed = false;
     process.env.IPSECOV2_JS_WORKERS = '1';
+    // 2-frame batches are too cheap to hand over (pool.ts HANDOFF_MS): every one is, here
+    process.env.IPSECOV2_HANDOFF_MS = '0';
     // the worker must be ready before the run ends for batches to move to it: a few tries on a slow machine
     for (let t = 0; t < 4 && !mixed; t++) {
       const o = { ...rxOptions(sa, input, join(dir, 'b.pcapng'), join(dir, 'b.jsonl'), 1), batchFrames: 2 };
@@ -94,6 +96,7 @@ test('rx: batches that moved from inline to the worker write the same bytes as a
     assert.ok(mixed, 'no run mixed inline and worker batches');
   } finally {
     delete process.env.IPSECOV2_JS_WORKERS;
+    delete process.env.IPSECOV2_HANDOFF_MS;
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -69,8 +69,10 @@ export class RunStats {
   hugeHeapBytes = 0;
   /** What wrote the capture output (capture/writer.ts): a thread of the addon's, libuv's pool, a stream; 'none' without one. */
   outputWriter: 'none' | 'thread' | 'file' | 'stream' = 'none';
-  /** Frames per read batch (RunOptions.batchFrames, DEFAULT_BATCH_FRAMES or IPSECOV2_BATCH_FRAMES). */
+  /** Frames per read batch when fixed (RunOptions.batchFrames or IPSECOV2_BATCH_FRAMES); 0: by the frames' size (run.ts SMALL_FRAME_BATCH). */
   batchFrames = 0;
+  /** Read batches the run took (with at least one frame). */
+  readBatches = 0;
 
   /** Count one frame's record. */
   record(r: OobRecord): void {
@@ -114,6 +116,7 @@ export class RunStats {
       hugeHeapBytes: this.hugeHeapBytes,
       outputWriter: this.outputWriter,
       batchFrames: this.batchFrames,
+      readBatches: this.readBatches,
       perSa: Object.fromEntries([...this.perSa.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, v.toJSON()])),
     };
   }

@@ -66,6 +66,18 @@ export interface RunnerOptions {
    * IPSECOV2_JS_WORKERS=1 or a worker fault is injected (IPSECOV2_FAULT: tests of the workers).
    */
   threads?: 'native' | 'js';
+  /**
+   * A batch whose crypto is expected to take less than this (ms) runs inline (PoolRunner.runInline);
+   * 0 hands over every batch but the first. Default: IPSECOV2_HANDOFF_MS, else HANDOFF_MS.
+   */
+  handoffMs?: number;
+}
+
+/** IPSECOV2_HANDOFF_MS when it is a number >= 0, else HANDOFF_MS. */
+function envHandoffMs(): number {
+  const v = process.env.IPSECOV2_HANDOFF_MS;
+  const n = v !== undefined && v.trim() !== '' ? Number(v) : NaN;
+  return Number.isFinite(n) && n >= 0 ? n : HANDOFF_MS;
 }
 
 /** Writes a batch's job data again (see CryptoRunner.run). */
@@ -104,13 +116,17 @@ class InlineRunner implements CryptoRunner {
   readonly started = 0;
   batchesInline = 0;
   readonly batchesOnWorkers = 0;
+  /** The last batch's crypto time (ms): a pool's cost model reads it. */
+  lastMs = 0;
   private readonly table = new SlotTable();
 
   run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>): Promise<void> {
     if (jobs.count === 0) return Promise.resolve();
     this.batchesInline++;
     defineMissing(this.table, jobs, slotDefs);
+    const t0 = performance.now();
     runJobs(this.table, jobs.data, jobs.meta, jobs.count, jobs.srcViews);
+    this.lastMs = performance.now() - t0;
     return Promise.resolve();
   }
 
@@ -155,6 +171,44 @@ class Growth {
   }
 }
 
+/**
+ * A batch whose crypto is expected to take less than this (ms) runs inline even with workers
+ * allowed: handing it over (the thread woken, its results taken back, the second core shared with
+ * the main thread) costs about as much. Measured here (thirteenth session, 256-frame batches):
+ * 64 B AES-GCM frames, ~0.06 ms of crypto a batch, 200k frames 0.358 s inline against 0.376 s
+ * on a thread, 1.6M frames 1.30 against 1.64 s; 1400 B frames, ~0.3 ms a batch, 0.67 s inline
+ * against 0.60 s on a thread.
+ */
+export const HANDOFF_MS = 0.15;
+
+/** Bytes the crypto of a batch works on: the jobs' regions. */
+function jobBytes(jobs: JobBatch): number {
+  const m = jobs.meta;
+  let n = 0;
+  for (let i = 0; i < jobs.count; i++) n += m[i * JOB_FIELDS + J.LEN]!;
+  return n;
+}
+
+/**
+ * The crypto's cost per byte, smoothed, from every batch timed inline (InlineRunner.lastMs) and on
+ * a worker (its own clock): what a pool expects a batch's crypto to take (PoolRunner.cheap).
+ */
+export class CryptoCost {
+  /** ms per byte; 0 until a batch was timed. */
+  private perByte = 0;
+
+  observe(ms: number, bytes: number): void {
+    if (bytes <= 0 || !(ms >= 0)) return;
+    const v = ms / bytes;
+    this.perByte = this.perByte === 0 ? v : 0.8 * this.perByte + 0.2 * v;
+  }
+
+  /** Expected ms for `bytes`; Infinity before any batch was timed. */
+  estimateMs(bytes: number): number {
+    return this.perByte === 0 ? Infinity : this.perByte * bytes;
+  }
+}
+
 function defineMissing(table: SlotTable, jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>): void {
   const m = jobs.meta;
   for (let i = 0; i < jobs.count; i++) {
@@ -172,6 +226,8 @@ interface Pending {
   dataLen: number;
   resolve: () => void;
   tries: number;
+  /** The jobs' bytes (the cost model's unit). */
+  bytes: number;
 }
 
 /** A batch's job bytes as sent, kept for a retry; reused from batch to batch. */
@@ -217,12 +273,17 @@ abstract class PoolRunner<S> implements CryptoRunner {
   /** The last batch with crypto ran inline: the pipeline takes it at once (depth 1). */
   protected lastInline = false;
   protected readonly growth = new Growth();
+  /** What a batch's crypto is expected to take (see cheap). */
+  protected readonly cost = new CryptoCost();
+  /** See RunnerOptions.handoffMs. */
+  protected readonly handoffMs: number;
   batchesOnWorkers = 0;
   abstract readonly faults: number;
   abstract readonly kind: 'native' | 'worker_threads';
 
   constructor(n: number, o: RunnerOptions) {
     this.everyBatch = o.everyBatch === true;
+    this.handoffMs = o.handoffMs ?? envHandoffMs();
     // One batch more than there are workers keeps every worker busy while the main thread
     // works. Never more than 3 in flight: the main thread (read, SA state, write) is the bound,
     // it keeps at most 2-3 workers busy (crypto is 0.3-1 µs a frame against 2-4 µs of main-thread
@@ -252,6 +313,20 @@ abstract class PoolRunner<S> implements CryptoRunner {
   get depth(): number {
     if (this.lastInline) return 1;
     return Math.min(Math.max(this.slots.length, 1) + 1, this.maxDepth);
+  }
+
+  /**
+   * Run `jobs` inline (the first batch, and any whose crypto is expected to take less than
+   * HANDOFF_MS) and time it for the cost model; null when it goes to a worker (the caller's part).
+   * `first` is the runner's own reason to run inline (WorkerRunner: no worker ready yet).
+   */
+  protected runInline(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, bytes: number, first: boolean): Promise<void> | null {
+    const inline = !this.everyBatch && (first || this.cost.estimateMs(bytes) < this.handoffMs);
+    this.lastInline = inline;
+    if (!inline) return null;
+    const p = this.inline.run(jobs, slotDefs);
+    this.cost.observe(this.inline.lastMs, bytes);
+    return p;
   }
 
   abstract run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, rebuild?: Rebuild): PromiseLike<void>;
@@ -310,7 +385,10 @@ class WorkerRunner extends PoolRunner<Slot> {
       if (msg.ready) return;
       const p = slot.busy.get(msg.id);
       if (!p) return;
-      if (msg.ms !== undefined) this.growth.crypto(msg.ms);
+      if (msg.ms !== undefined) {
+        this.growth.crypto(msg.ms);
+        this.cost.observe(msg.ms, p.bytes);
+      }
       slot.busy.delete(msg.id);
       if (msg.error !== undefined) { this.retry(p); return; }
       p.jobs.data = new Uint8Array(msg.data);
@@ -382,25 +460,28 @@ class WorkerRunner extends PoolRunner<Slot> {
   run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, rebuild?: Rebuild): Promise<void> {
     this.slotDefs = slotDefs;
     if (jobs.count === 0) return Promise.resolve(); // nothing to send: no message round trip
-    // inline: the first batch, and any while the first worker starts (see the file comment)
-    let inline = false;
+    // inline: the first batch, any while the first worker starts (see the file comment), and
+    // any too cheap to hand over (PoolRunner.runInline)
+    const bytes = jobBytes(jobs);
+    let first = false;
     if (!this.everyBatch) {
       if (!this.firstDone) {
         this.firstDone = true;
-        inline = true;
-      } else {
+        first = true;
+      } else if (this.cost.estimateMs(bytes) >= this.handoffMs) {
+        // (a batch too cheap to hand over starts no worker)
         this.ensureStarted();
-        inline = !this.anyReady();
+        first = !this.anyReady();
       }
     }
-    this.lastInline = inline;
-    if (inline) return this.inline.run(jobs, slotDefs);
+    const done = this.runInline(jobs, slotDefs, bytes, first);
+    if (done !== null) return done;
     this.batchesOnWorkers++;
     this.ensureStarted();
     return new Promise<void>((resolve) => {
       // Kept so a batch lost with a dying worker can be retried: the job table, and the data
       // (one memcpy of the used bytes) unless the batch can be rebuilt.
-      const p: Pending = { jobs, backup: this.backupOf(jobs, rebuild === undefined), rebuild: rebuild ?? null, dataLen: jobs.data.length, resolve, tries: 0 };
+      const p: Pending = { jobs, backup: this.backupOf(jobs, rebuild === undefined), rebuild: rebuild ?? null, dataLen: jobs.data.length, resolve, tries: 0, bytes };
       this.dispatch(p);
     });
   }
@@ -454,7 +535,7 @@ class ThreadPending implements PromiseLike<void> {
   /** Resolves the promises handed to the awaiting code (one, in the pipeline). */
   private readonly waiters: (() => void)[] = [];
   settled = false;
-  constructor(readonly runner: NativeRunner, readonly id: number, readonly jobs: JobBatch, readonly slot: ThreadSlot) {}
+  constructor(readonly runner: NativeRunner, readonly id: number, readonly jobs: JobBatch, readonly slot: ThreadSlot, readonly bytes: number) {}
 
   then<A = void, B = never>(onOk?: ((v: void) => A | PromiseLike<A>) | null, onErr?: ((e: unknown) => B | PromiseLike<B>) | null): PromiseLike<A | B> {
     return new Promise<void>((res) => {
@@ -500,7 +581,9 @@ class NativeRunner extends PoolRunner<ThreadSlot> {
     const t = p.slot.thread;
     if (!t.isDone(p.id)) return false;
     this.pending.delete(p.id);
-    this.growth.crypto(t.msOf(p.id));
+    const ms = t.msOf(p.id);
+    this.growth.crypto(ms);
+    this.cost.observe(ms, p.bytes);
     if (t.deferredOf(p.id) > 0) runDeferredJobs(p.slot.table, p.jobs.data, p.jobs.meta, p.jobs.count, p.jobs.srcViews);
     p.settle();
     return true;
@@ -521,11 +604,12 @@ class NativeRunner extends PoolRunner<ThreadSlot> {
 
   run(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>): PromiseLike<void> {
     if (jobs.count === 0) return Promise.resolve();
-    // the first batch inline: a capture of one batch starts no thread
-    const inline = !this.everyBatch && !this.firstDone;
+    // the first batch inline (a capture of one batch starts no thread), and any too cheap to
+    // hand over (PoolRunner.runInline)
+    const bytes = jobBytes(jobs);
+    const done = this.runInline(jobs, slotDefs, bytes, !this.firstDone);
     this.firstDone = true;
-    this.lastInline = inline;
-    if (inline) return this.inline.run(jobs, slotDefs);
+    if (done !== null) return done;
     this.batchesOnWorkers++;
     if (this.slots.length === 0) this.slots.push(this.spawn());
     const slot = this.slots[this.next]!;
@@ -533,7 +617,7 @@ class NativeRunner extends PoolRunner<ThreadSlot> {
     defineMissing(slot.table, jobs, slotDefs);
     // ids are positive int32s (the addon's words)
     this.seq = this.seq >= 0x7fffffff ? 1 : this.seq + 1;
-    const p = new ThreadPending(this, this.seq, jobs, slot);
+    const p = new ThreadPending(this, this.seq, jobs, slot, bytes);
     this.pending.set(p.id, p);
     slot.thread.run(p.id, jobs.data, jobs.meta, jobs.count, jobs.srcViews);
     return p;

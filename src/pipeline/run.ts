@@ -43,7 +43,7 @@ export interface RunOptions {
   /** tx: path MTU for LSO. */
   mtu: number;
   progress: boolean;
-  /** Frames per batch (fixed, so output never depends on the worker count); DEFAULT_BATCH_FRAMES when absent. */
+  /** Frames per read batch, fixed (the output never depends on it); by default by the frames' size (SMALL_FRAME_BATCH). */
   batchFrames?: number;
   /** Max frame length accepted by the reader. */
   maxFrameLen?: number;
@@ -95,20 +95,28 @@ export interface RunResult {
 
 /** Process a whole capture. Throws CaptureFormatError / CaptureWriteError for file-level faults. */
 /**
- * Frames per read batch, and so at most per crypto batch, when RunOptions.batchFrames is not given
- * (thirteenth session: 1024 before). Every frame of a batch stays referenced until the batch is
- * written, so the batches in flight decide how much of V8's young generation survives each
- * scavenge; with 1024 frames it kept growing (to 26 MB committed on 200k 64 B frames, each new
- * page a fault, ~11 us here), with 256 it stays at ~15 MB. 64 B frames, 200k, medians of 9
- * interleaved runs: 0.401 -> 0.358 s inline, 0.408 -> 0.376 s at 2 workers; 1400 B frames the same
- * (0.522 s both at 2 workers, 15 runs). IPSECOV2_BATCH_FRAMES overrides it (the bench's A/B).
+ * Frames per read batch, and so at most per crypto batch, when neither RunOptions.batchFrames nor
+ * IPSECOV2_BATCH_FRAMES fixes it (thirteenth session; always 1024 before): by the size of the
+ * frames just read. Batches of frames under SMALL_FRAME_BYTES on average hold SMALL_FRAME_BATCH
+ * frames, others LARGE_FRAME_BATCH; the first read takes SMALL_FRAME_BATCH.
+ *
+ * Measured (interleaved runs, medians): small frames gain from short batches, large ones lose.
+ * 64 B AES-GCM frames, 200k: 256 against 1024 frames a batch 0.358 against 0.401 s inline, 0.376
+ * against 0.408 s at 2 workers (9 runs each; fewer frames held per batch in flight, and V8's young
+ * generation grew less: 15 against 26 MB committed). 1400 B frames: the same on 200k (0.522 s both
+ * at 2 workers, 15 runs), slower on 2 GB (pass-through 1.51 against 1.35 s, AES-GCM at 2 workers
+ * 2.45 against 2.36 s, in the same bench run): each batch costs a fixed turn of the pipeline.
+ * The output never depends on the batch size (test/batch-frames.test.ts).
  */
-export const DEFAULT_BATCH_FRAMES = 256;
+export const SMALL_FRAME_BATCH = 256;
+export const LARGE_FRAME_BATCH = 1024;
+export const SMALL_FRAME_BYTES = 512;
 
-function defaultBatchFrames(): number {
+/** IPSECOV2_BATCH_FRAMES (1..65536) as a fixed batch size, else 0 (by frame size). */
+function envBatchFrames(): number {
   const v = process.env.IPSECOV2_BATCH_FRAMES;
   const n = v !== undefined && /^\d+$/.test(v) ? Number(v) : 0;
-  return n >= 1 && n <= 65536 ? n : DEFAULT_BATCH_FRAMES;
+  return n >= 1 && n <= 65536 ? n : 0;
 }
 
 export async function runCapture(opts: RunOptions, stop?: StopSignal): Promise<RunResult> {
@@ -235,6 +243,7 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
       for (let i = linkTypes.length; i < ifaces.length; i++) linkTypes.push(ifaces[i]!.linkType);
     };
     const countIn = (frames: CaptureFrame[]): void => {
+      stats.readBatches++;
       // link types counted per run of frames from one interface (one Map update per batch)
       let runIf = -1;
       let run = 0;
@@ -253,7 +262,8 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
       stats.framesIn += frames.length;
       stats.bytesIn += bytes;
     };
-    const batchFrames = opts.batchFrames ?? defaultBatchFrames();
+    // 0: by the size of the frames (SMALL_FRAME_BATCH / LARGE_FRAME_BATCH)
+    const batchFrames = opts.batchFrames ?? envBatchFrames();
     stats.batchFrames = batchFrames;
     if (opts.path === 'rx') {
       const engine = new RxEngine(opts.sa.nic, { inPlace: opts.inPlace, anyDirection: opts.anyDirection, esn: opts.esn, replayWindow: opts.replayWindow, natPorts: timeline.natPorts }, env);
@@ -364,11 +374,13 @@ async function pump(
   // their input chunks) until the end of the run, so memory would grow with the input.
   let wakeRead: ((v: null) => void) | null = null;
   if (stop) stop.wake = () => { const w = wakeRead; wakeRead = null; w?.(null); };
+  // batchFrames 0: by the size of the frames last read (SMALL_FRAME_BATCH)
+  let want = batchFrames > 0 ? batchFrames : SMALL_FRAME_BATCH;
   const readBatch = (): Promise<CaptureFrame[] | null> => {
-    if (!stop) return reader.nextBatch(batchFrames);
+    if (!stop) return reader.nextBatch(want);
     return new Promise<CaptureFrame[] | null>((res, rej) => {
       wakeRead = res;
-      reader.nextBatch(batchFrames).then(res, rej);
+      reader.nextBatch(want).then(res, rej);
     });
   };
   let seen = 0;
@@ -431,6 +443,11 @@ async function pump(
     syncLinkTypes();
     countIn(frames);
     seen += frames.length;
+    if (batchFrames === 0) {
+      let bytes = 0;
+      for (let k = 0; k < frames.length; k++) bytes += frames[k]!.data.length;
+      want = bytes < SMALL_FRAME_BYTES * frames.length ? SMALL_FRAME_BATCH : LARGE_FRAME_BATCH;
+    }
     let i = 0;
     cur = frames;
     while (i < frames.length) {
