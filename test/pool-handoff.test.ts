@@ -9,20 +9,26 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCapture } from '../src/pipeline/run.js';
-import { CryptoCost, HANDOFF_MS } from '../src/pipeline/pool.js';
+import { COST_WINDOW, CryptoCost, HANDOFF_MS } from '../src/pipeline/pool.js';
 import { nativeAvailable } from '../src/crypto/native.js';
 import { makeSyntheticEsp, rxOptions, type SyntheticEsp } from './helpers/synthetic-esp.js';
 
 describe('CryptoCost', () => {
-  it('knows nothing before a batch is timed, then scales by bytes, smoothed', () => {
+  it('knows nothing before a batch is timed, then scales the least recent cost per byte', () => {
     const c = new CryptoCost();
     assert.equal(c.estimateMs(1000), Infinity);
     c.observe(1, 0); // no bytes: no information
     assert.equal(c.estimateMs(1000), Infinity);
     c.observe(0.5, 10000);
     assert.equal(c.estimateMs(20000), 1);
-    c.observe(1.5, 10000); // 0.8 of the old per-byte cost, 0.2 of the new
-    assert.ok(Math.abs(c.estimateMs(10000) - (0.8 * 0.5 + 0.2 * 1.5)) < 1e-12);
+    // an outlier (the thread preempted) does not move it
+    c.observe(5, 10000);
+    assert.equal(c.estimateMs(20000), 1);
+    c.observe(0.25, 10000);
+    assert.equal(c.estimateMs(20000), 0.5);
+    // a lasting change: once the cheaper samples have left the window
+    for (let i = 0; i < COST_WINDOW; i++) c.observe(2, 10000);
+    assert.equal(c.estimateMs(10000), 2);
     assert.ok(HANDOFF_MS > 0 && HANDOFF_MS < 1);
   });
 });

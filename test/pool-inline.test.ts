@@ -2,7 +2,9 @@
  * With worker_threads, the pool runs a batch's crypto on the main thread for the first batch and
  * while its first worker starts (pool.ts), then hands every batch to the workers; a run whose
  * batches moved from inline to the worker writes the same bytes as an inline run. (The addon's
- * crypto threads start at once: test/native-threads.test.ts.)
+ * crypto threads start at once: test/native-threads.test.ts.) These batches are tiny: the pool
+ * would keep them inline as too cheap to hand over (handoffMs, test/pool-handoff.test.ts) but for
+ * handoffMs 0.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,7 +36,7 @@ async function untilOnWorker(runner: ReturnType<typeof createCryptoRunner>): Pro
 }
 
 test('pool: batches run inline while the first worker starts, on the worker once it is ready', async () => {
-  const runner = createCryptoRunner(1, { threads: 'js' });
+  const runner = createCryptoRunner(1, { threads: 'js', handoffMs: 0 });
   try {
     await oneBatch(runner); // the first: inline, no worker
     assert.equal(runner.started, 0);
@@ -58,7 +60,7 @@ test('pool: batches run inline while the first worker starts, on the worker once
 });
 
 test('pool: once the worker is ready, every batch goes to it', async () => {
-  const runner = createCryptoRunner(1, { threads: 'js' });
+  const runner = createCryptoRunner(1, { threads: 'js', handoffMs: 0 });
   try {
     await untilOnWorker(runner);
     const inline = runner.batchesInline;

@@ -174,10 +174,10 @@ class Growth {
 /**
  * A batch whose crypto is expected to take less than this (ms) runs inline even with workers
  * allowed: handing it over (the thread woken, its results taken back, the second core shared with
- * the main thread) costs about as much. Measured here (thirteenth session, 256-frame batches):
- * 64 B AES-GCM frames, ~0.06 ms of crypto a batch, 200k frames 0.358 s inline against 0.376 s
- * on a thread, 1.6M frames 1.30 against 1.64 s; 1400 B frames, ~0.3 ms a batch, 0.67 s inline
- * against 0.60 s on a thread.
+ * the main thread) costs about as much. Measured here (thirteenth session): 64 B AES-GCM frames,
+ * 256 a batch, 0.033 ms of crypto a batch, 200k frames 0.358 s inline against 0.376 s with every
+ * batch on a thread, 1.6M frames 1.30 against 1.64 s; 1400 B AES-GCM frames, ~700 a batch,
+ * 0.66 ms a batch, 0.67 s inline against 0.60 s on a thread (one bench run, medians of 3).
  */
 export const HANDOFF_MS = 0.15;
 
@@ -190,24 +190,37 @@ function jobBytes(jobs: JobBatch): number {
 }
 
 /**
- * The crypto's cost per byte, smoothed, from every batch timed inline (InlineRunner.lastMs) and on
- * a worker (its own clock): what a pool expects a batch's crypto to take (PoolRunner.cheap).
+ * The crypto's cost per byte, from the last COST_WINDOW batches timed inline (InlineRunner.lastMs)
+ * and on a worker (its own clock): what a pool expects a batch's crypto to take
+ * (PoolRunner.runInline). The least of them, not their mean: a batch's time only ever grows by
+ * what is not its crypto (the thread preempted, caches cold), and a mean followed such outliers
+ * here (0.16-0.36 ms among 64 B batches of ~0.04 ms) up to handing over batches that were cheap.
+ * A lasting change (another cipher's traffic) shows within COST_WINDOW batches.
  */
 export class CryptoCost {
-  /** ms per byte; 0 until a batch was timed. */
-  private perByte = 0;
+  /** ms per byte of the last batches (a ring); 0 = no sample. */
+  private readonly perByte = new Float64Array(COST_WINDOW);
+  private at = 0;
+  private n = 0;
 
   observe(ms: number, bytes: number): void {
     if (bytes <= 0 || !(ms >= 0)) return;
-    const v = ms / bytes;
-    this.perByte = this.perByte === 0 ? v : 0.8 * this.perByte + 0.2 * v;
+    this.perByte[this.at] = ms / bytes;
+    this.at = (this.at + 1) % COST_WINDOW;
+    if (this.n < COST_WINDOW) this.n++;
   }
 
   /** Expected ms for `bytes`; Infinity before any batch was timed. */
   estimateMs(bytes: number): number {
-    return this.perByte === 0 ? Infinity : this.perByte * bytes;
+    if (this.n === 0) return Infinity;
+    let min = Infinity;
+    for (let i = 0; i < this.n; i++) if (this.perByte[i]! < min) min = this.perByte[i]!;
+    return min * bytes;
   }
 }
+
+/** Batches CryptoCost remembers. */
+export const COST_WINDOW = 8;
 
 function defineMissing(table: SlotTable, jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>): void {
   const m = jobs.meta;
@@ -315,13 +328,18 @@ abstract class PoolRunner<S> implements CryptoRunner {
     return Math.min(Math.max(this.slots.length, 1) + 1, this.maxDepth);
   }
 
+  /** A batch of `bytes` whose crypto is expected to take less than handoffMs (never at 0). */
+  protected cheap(bytes: number): boolean {
+    return this.cost.estimateMs(bytes) < this.handoffMs;
+  }
+
   /**
    * Run `jobs` inline (the first batch, and any whose crypto is expected to take less than
    * HANDOFF_MS) and time it for the cost model; null when it goes to a worker (the caller's part).
    * `first` is the runner's own reason to run inline (WorkerRunner: no worker ready yet).
    */
   protected runInline(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, bytes: number, first: boolean): Promise<void> | null {
-    const inline = !this.everyBatch && (first || this.cost.estimateMs(bytes) < this.handoffMs);
+    const inline = !this.everyBatch && (first || this.cheap(bytes));
     this.lastInline = inline;
     if (!inline) return null;
     const p = this.inline.run(jobs, slotDefs);
@@ -468,7 +486,7 @@ class WorkerRunner extends PoolRunner<Slot> {
       if (!this.firstDone) {
         this.firstDone = true;
         first = true;
-      } else if (this.cost.estimateMs(bytes) >= this.handoffMs) {
+      } else if (!this.cheap(bytes)) {
         // (a batch too cheap to hand over starts no worker)
         this.ensureStarted();
         first = !this.anyReady();
@@ -583,8 +601,15 @@ class NativeRunner extends PoolRunner<ThreadSlot> {
     this.pending.delete(p.id);
     const ms = t.msOf(p.id);
     this.growth.crypto(ms);
-    this.cost.observe(ms, p.bytes);
-    if (t.deferredOf(p.id) > 0) runDeferredJobs(p.slot.table, p.jobs.data, p.jobs.meta, p.jobs.count, p.jobs.srcViews);
+    // the cost model counts the jobs the thread left to this one (single DES) too: the batch's
+    // crypto is both
+    let deferredMs = 0;
+    if (t.deferredOf(p.id) > 0) {
+      const t0 = performance.now();
+      runDeferredJobs(p.slot.table, p.jobs.data, p.jobs.meta, p.jobs.count, p.jobs.srcViews);
+      deferredMs = performance.now() - t0;
+    }
+    this.cost.observe(ms + deferredMs, p.bytes);
     p.settle();
     return true;
   }
