@@ -201,6 +201,15 @@ const ESP_VARIANTS: Variant[] = [
 ];
 const HELPERS_OTHER: Variant = { w: NCPU, env: { IPSECOV2_NO_HELPER_BATCH: '1' }, note: ', helper threads not SCHED_BATCH (IPSECOV2_NO_HELPER_BATCH=1)', label: ', helpers SCHED_OTHER' };
 
+/**
+ * Rows 0..n-1 of repetition `rep`, starting at row `rep % n`: the first run of a repetition can
+ * pay for what the one before left (its outputs being written back, a cold cache), and a row that
+ * always came first measured up to 1.6x slower (pass-through, thirteenth session).
+ */
+function rotated(n: number, rep: number, run: (k: number) => void): void {
+  for (let j = 0; j < n; j++) run((rep + j) % n);
+}
+
 /** "N started, x–y % of batches inline" for a worker count's runs. */
 function poolNote(runs: RunFig[]): string {
   const pct = runs.map((r) => Math.round(100 * r.inlineShare));
@@ -430,7 +439,7 @@ async function main(): Promise<void> {
       const variants = ESP_VARIANTS;
       const byCount: RunFig[][] = variants.map(() => []);
       for (let i = 0; i < REPS; i++) {
-        variants.forEach((v, k) => byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(v.w)], v.env)));
+        rotated(variants.length, i, (k) => { const v = variants[k]!; byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(v.w)], v.env)); });
       }
       for (let k = 0; k < variants.length; k++) {
         const w = variants[k]!.w;
@@ -468,7 +477,7 @@ async function main(): Promise<void> {
       const variants = algo === 'gcm' ? [...ESP_VARIANTS, HELPERS_OTHER] : ESP_VARIANTS;
       const byCount: RunFig[][] = variants.map(() => []);
       for (let i = 0; i < Math.min(REPS, 3); i++) {
-        variants.forEach((v, k) => byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(v.w)], v.env)));
+        rotated(variants.length, i, (k) => { const v = variants[k]!; byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(v.w)], v.env)); });
       }
       const tsAfter = tsBefore !== null && algo === 'gcm' ? tsharkTime(file, algo) : null;
       const ts = tsBefore !== null && tsAfter !== null ? { secs: (tsBefore.secs + tsAfter.secs) / 2, frames: tsBefore.frames } : tsBefore;
@@ -521,7 +530,9 @@ async function main(): Promise<void> {
     console.log('| --- | --- | --- | --- | --- |');
     const pass: [number, NodeJS.ProcessEnv | undefined, string][] = [[0, undefined, ''], [0, { IPSECOV2_BATCH_FRAMES: '256' }, ', read batches of 256 frames'], [NCPU, undefined, '']];
     const byRow: RunFig[][] = pass.map(() => []);
-    for (let i = 0; i < Math.min(REPS, 2); i++) pass.forEach(([w, env], k) => byRow[k]!.push(runCli(['rx', '--sa', join(DATA, 'nomatch-sas.yaml'), big, '-w', out, '--oob', oob, '--workers', String(w)], env)));
+    // the section before left 2.6 GB of outputs to write back: on disk before the first timed run
+    spawnSync('sync');
+    for (let i = 0; i < Math.min(REPS, 2); i++) rotated(pass.length, i, (k) => { const [w, env] = pass[k]!; byRow[k]!.push(runCli(['rx', '--sa', join(DATA, 'nomatch-sas.yaml'), big, '-w', out, '--oob', oob, '--workers', String(w)], env)); });
     pass.forEach(([w, , note], k) => {
       const runs = byRow[k]!;
       const secs = median(runs.map((r) => r.seconds));

@@ -100,12 +100,12 @@ export interface RunResult {
  * frames just read. Batches of frames under SMALL_FRAME_BYTES on average hold SMALL_FRAME_BATCH
  * frames, others LARGE_FRAME_BATCH; the first read takes SMALL_FRAME_BATCH.
  *
- * Measured (interleaved runs, medians): small frames gain from short batches, large ones lose.
- * 64 B AES-GCM frames, 200k: 256 against 1024 frames a batch 0.358 against 0.401 s inline, 0.376
- * against 0.408 s at 2 workers (9 runs each; fewer frames held per batch in flight, and V8's young
- * generation grew less: 15 against 26 MB committed). 1400 B frames: the same on 200k (0.522 s both
- * at 2 workers, 15 runs), slower on 2 GB (pass-through 1.51 against 1.35 s, AES-GCM at 2 workers
- * 2.45 against 2.36 s, in the same bench run): each batch costs a fixed turn of the pipeline.
+ * Measured (interleaved runs, medians): small frames gain from short batches. 64 B AES-GCM
+ * frames, 200k: 256 against 1024 frames a batch 0.358 against 0.401 s inline, 0.376 against
+ * 0.408 s at 2 workers (9 runs each; fewer frames held per batch in flight, and V8's young
+ * generation grew less: 15 against 26 MB committed). 1400 B frames: no difference beyond the
+ * noise (0.522 s both on 200k at 2 workers, 15 runs; 2 GB pass-through inline 1.93/1.92 s at 1024
+ * against 1.97/1.89 s at 256, 6 runs each in two orders), so they keep the 1024 they had.
  * The output never depends on the batch size (test/batch-frames.test.ts).
  */
 export const SMALL_FRAME_BATCH = 256;
