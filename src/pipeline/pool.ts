@@ -13,8 +13,11 @@
  *   worker (its own isolate) costs ~0.05 s here, far more than the batch's crypto (~1 ms for 1024
  *   frames). So a capture of one batch (up to 1024 frames) starts no worker;
  * - with worker_threads, while the first worker starts (until it reports ready), instead of
- *   waiting for it (the main thread sat idle ~90 ms of a 1 s run there).
- * IPSECOV2_POOL_EVERY_BATCH=1 gives every batch with crypto to the workers (tests of the workers).
+ *   waiting for it (the main thread sat idle ~90 ms of a 1 s run there);
+ * - any batch whose crypto is expected to take less than HANDOFF_MS (CryptoCost: every batch is
+ *   timed, inline or on a worker), which costs about as much to hand over: small frames' batches.
+ * IPSECOV2_POOL_EVERY_BATCH=1 gives every batch with crypto to the workers (tests of the workers);
+ * IPSECOV2_HANDOFF_MS sets the threshold (0: every batch but the first is handed over).
  *
  * Faults (worker_threads): a worker that dies (or reports an error) is replaced and its batch
  * retried once on another worker from a backup copy (rx: only the job table; the data is rebuilt
