@@ -292,7 +292,6 @@ const MIN_READ = 4096;
  */
 const HEADROOM = 1 << 16;
 
-
 /**
  * A chunk of input. Standard-size chunks are shared memory (shared-memory.ts), so a crypto worker
  * reads a frame's bytes where the reader put them instead of the main thread copying them into the

@@ -93,7 +93,6 @@ export interface RunResult {
   oobClosedByPeer: boolean;
 }
 
-/** Process a whole capture. Throws CaptureFormatError / CaptureWriteError for file-level faults. */
 /**
  * Frames per read batch, and so at most per crypto batch, when neither RunOptions.batchFrames nor
  * IPSECOV2_BATCH_FRAMES fixes it (thirteenth session; always 1024 before): by the size of the
@@ -119,6 +118,7 @@ function envBatchFrames(): number {
   return n >= 1 && n <= 65536 ? n : 0;
 }
 
+/** Process a whole capture. Throws CaptureFormatError / CaptureWriteError for file-level faults. */
 export async function runCapture(opts: RunOptions, stop?: StopSignal): Promise<RunResult> {
   applyHeapTuning(opts.heapTuning === true);
   const open = opts.maxFrameLen ? { maxFrameLen: opts.maxFrameLen } : {};
@@ -242,7 +242,8 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
     const syncLinkTypes = (): void => {
       for (let i = linkTypes.length; i < ifaces.length; i++) linkTypes.push(ifaces[i]!.linkType);
     };
-    const countIn = (frames: CaptureFrame[]): void => {
+    /** Count a read batch in; returns its bytes (pump sizes the next read by them). */
+    const countIn = (frames: CaptureFrame[]): number => {
       stats.readBatches++;
       // link types counted per run of frames from one interface (one Map update per batch)
       let runIf = -1;
@@ -261,6 +262,7 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
       if (run > 0) stats.linkTypes.add(String(linkTypes[runIf] ?? -1), run);
       stats.framesIn += frames.length;
       stats.bytesIn += bytes;
+      return bytes;
     };
     // 0: by the size of the frames (SMALL_FRAME_BATCH / LARGE_FRAME_BATCH)
     const batchFrames = opts.batchFrames ?? envBatchFrames();
@@ -351,7 +353,7 @@ async function pump(
   batchFrames: number,
   stop: StopSignal | undefined,
   syncLinkTypes: () => void,
-  countIn: (f: CaptureFrame[]) => void,
+  countIn: (f: CaptureFrame[]) => number,
   progress: Progress | null,
   newBatch: () => AnyBatch,
   prepare: (frames: CaptureFrame[], i: number, b: AnyBatch) => number,
@@ -441,13 +443,9 @@ async function pump(
     // A live source with nothing new: finish what is in flight so it reaches the output now.
     if (frames.length === 0) { while (inflight.length) await finishHead(); continue; }
     syncLinkTypes();
-    countIn(frames);
+    const bytes = countIn(frames);
     seen += frames.length;
-    if (batchFrames === 0) {
-      let bytes = 0;
-      for (let k = 0; k < frames.length; k++) bytes += frames[k]!.data.length;
-      want = bytes < SMALL_FRAME_BYTES * frames.length ? SMALL_FRAME_BATCH : LARGE_FRAME_BATCH;
-    }
+    if (batchFrames === 0) want = bytes < SMALL_FRAME_BYTES * frames.length ? SMALL_FRAME_BATCH : LARGE_FRAME_BATCH;
     let i = 0;
     cur = frames;
     while (i < frames.length) {
