@@ -6,9 +6,9 @@
  * place.
  */
 import { spawn } from 'node:child_process';
-import { renameSync, unlinkSync } from 'node:fs';
+import { realpathSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { lstat, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 const live = new Set<string>();
 let hooked = false;
@@ -36,6 +36,50 @@ export function trackTmp(path: string): void {
 /** The file was renamed into place or removed: nothing to clean up. */
 export function untrackTmp(path: string): void {
   live.delete(path);
+}
+
+/** Where an output file goes: see {@link outputPlace}. */
+export interface OutputPlace {
+  /** Open the target itself and write it in place (no temporary file, no rename). */
+  readonly direct: boolean;
+  /** The file to write (direct) or to replace (the target, or the file a symbolic link names). */
+  readonly path: string;
+}
+
+/**
+ * How an output file is written. An existing target that is not a regular file once symbolic
+ * links are followed (a device such as /dev/null, a FIFO another program reads, a directory) is
+ * opened and written in place, as `tcpdump -w` does: a temporary file renamed onto it would
+ * replace the device or the FIFO itself (for root, /dev/null for the whole system). Anything else
+ * is written to a temporary file renamed onto `path`: the target, or the regular file a symbolic
+ * link names, so that the link stays a link. A target that does not exist (a dangling link
+ * included) is created.
+ */
+export function outputPlace(target: string): OutputPlace {
+  let st;
+  try {
+    st = statSync(target);
+  } catch {
+    return { direct: false, path: target };
+  }
+  if (!st.isFile()) return { direct: true, path: target };
+  try {
+    return { direct: false, path: realpathSync(target) };
+  } catch {
+    return { direct: false, path: target };
+  }
+}
+
+/**
+ * Would two names (outputs, or an output and the input) be the same regular file? Both would
+ * then be written through the same temporary name, and one replace the other. A device or a FIFO
+ * (`-w /dev/null --oob /dev/null`) may be shared.
+ */
+export function sameOutputFile(a: string, b: string): boolean {
+  if (a === '-' || b === '-') return false;
+  const pa = outputPlace(a);
+  const pb = outputPlace(b);
+  return !pa.direct && !pb.direct && resolve(pa.path) === resolve(pb.path);
 }
 
 /** Old outputs at least this large are removed by a detached `rm`, not inside this process. */

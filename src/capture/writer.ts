@@ -17,7 +17,7 @@ import { NativeWriteThread } from '../crypto/native.js';
 import { envFlag } from '../env.js';
 import { linkTypeName } from './linktypes.js';
 import { growPipe } from './pipe.js';
-import { replaceFile, trackTmp, untrackTmp } from './tmpfiles.js';
+import { outputPlace, replaceFile, trackTmp, untrackTmp } from './tmpfiles.js';
 import { encodePcapHeader, encodePcapRecord, encodePcapRecordHeader, PCAP_HEADER_LEN, PCAP_RECORD_HEADER_LEN } from './pcap.js';
 import { type CommentEncoder, encodeEpb, encodeEpbReserved, encodeIdb, encodeShb, epbSize } from './pcapng.js';
 import { SEC_FRAC, tsToSecFrac } from './timestamp.js';
@@ -322,6 +322,10 @@ class StreamSink implements Sink {
   }
 
   wait(_keep = 0): Promise<void> {
+    // A drain that came before this call (a fast device such as /dev/null) does not come again:
+    // ask the stream whether it still needs one (Node's streams say so), not only our flag.
+    const still = (this.s as { writableNeedDrain?: boolean }).writableNeedDrain;
+    if (still === false) this.needDrain = false;
     if (!this.needDrain || this.closedByPeer || this.error !== null) return Promise.resolve();
     return new Promise((resolve) => {
       const s = this.s;
@@ -654,17 +658,27 @@ export async function createCaptureWriter(target: string, opts: WriterOptions): 
 
 /**
  * A sink for a file target: a temporary file beside it (`.<name>.<pid>.tmp`, removed at exit
- * unless finished), renamed onto the target by `finish()`. Written by a thread of the addon's own
+ * unless finished), renamed onto the target by `finish()`; beside the file a symbolic link names,
+ * and onto that file. An existing target that is not a regular file (/dev/null, a FIFO) is
+ * written in place, as a stream (see outputPlace). Written by a thread of the addon's own
  * when there is one (ThreadFileSink), else through libuv's pool (FileSink), or with
  * IPSECOV2_NO_WRITE_THREAD=1.
  * @throws Node's system errors if the temporary file cannot be created.
  */
 export async function openFileSink(target: string): Promise<Sink> {
-  const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
+  const place = outputPlace(target);
+  if (place.direct) {
+    // a device, a FIFO (opening it waits for a reader, as tcpdump -w does) or a directory (EISDIR)
+    const fh = await fsOpen(place.path, 'w');
+    growPipe(fh.fd);
+    return new StreamSink(fh.createWriteStream(), true);
+  }
+  const file = place.path;
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
   const fh = await fsOpen(tmp, 'w');
   trackTmp(tmp);
-  const sink = envFlag('IPSECOV2_NO_WRITE_THREAD') ? null : ThreadFileSink.create(fh, tmp, target);
-  return sink ?? new FileSink(fh, tmp, target);
+  const sink = envFlag('IPSECOV2_NO_WRITE_THREAD') ? null : ThreadFileSink.create(fh, tmp, file);
+  return sink ?? new FileSink(fh, tmp, file);
 }
 
 /** Write a capture to any writable stream (ended on close unless `opts.end === false`). */

@@ -26,6 +26,7 @@ import {
 import { linkTypeName } from '../capture/linktypes.js';
 import { formatSummary } from './summary.js';
 import { style } from './style.js';
+import { outputPlace, sameOutputFile } from '../capture/tmpfiles.js';
 
 type Opts = Record<string, string | boolean | undefined>;
 
@@ -160,7 +161,8 @@ class LiveOob {
   async abort(): Promise<void> {
     if (this.target === '-') return;
     (this.stream as WriteStream).destroy();
-    await unlink(this.target).catch(() => undefined);
+    // a device or a FIFO given as the target (/dev/null) is not ours to remove
+    if (!outputPlace(this.target).direct) await unlink(this.target).catch(() => undefined);
   }
 }
 
@@ -197,6 +199,7 @@ export async function liveCommand(o: Opts, g: Record<string, unknown>): Promise<
   const write = str(o.write);
   const oob = str(o.oob);
   if (write === '-' && oob === '-') return fail('--oob - and -w - cannot both write to standard output', 2);
+  if (write !== undefined && oob !== undefined && sameOutputFile(oob, write)) return fail(`${oob}: --oob names the same file as the capture output (-w ${write}); choose another`, 2);
   const filter = str(o.filter) ?? '';
   const path: 'rx' | 'tx' = o.tx ? 'tx' : 'rx';
   const format: 'pcap' | 'pcapng' = write !== undefined && extname(write).toLowerCase() === '.pcap' ? 'pcap' : 'pcapng';

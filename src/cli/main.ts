@@ -13,6 +13,7 @@ import { runCapture, StoppedBeforeCapture, type RunOptions, type RunResult, type
 import { CaptureFormatError } from '../capture/reader.js';
 import { CaptureWriteError } from '../capture/writer.js';
 import { stdinReadDirectly } from '../capture/input.js';
+import { sameOutputFile } from '../capture/tmpfiles.js';
 import { formatSummary } from './summary.js';
 import { caps, saCheck, saExport, saImport } from './sa-commands.js';
 import * as cryptoIndex from '../crypto/index.js';
@@ -153,6 +154,8 @@ async function runPath(path: 'rx' | 'tx', inArg: string | undefined, o: PathOpts
   }
   const { output, format } = resolveOutput(input, o.write, o.format, path);
   if (o.oob !== undefined && o.oob === output && output === '-') throw new UserError('--oob - and -w - cannot both write to standard output', 2);
+  if (o.oob !== undefined && sameOutputFile(o.oob, input)) throw new UserError(`${o.oob}: refusing to overwrite the input capture with the OOB records; choose another --oob`, 2);
+  if (o.oob !== undefined && sameOutputFile(o.oob, output)) throw new UserError(`${o.oob}: --oob names the same file as the capture output (-w ${output}); choose another`, 2);
   const quiet = !!(g.quiet || o.quiet);
   const json = !!(g.json || o.json);
   const sa = loadSa(o.sa, o.nic, quiet);

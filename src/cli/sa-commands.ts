@@ -6,6 +6,7 @@
  */
 
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { outputPlace } from '../capture/tmpfiles.js';
 import { fingerprint, formatCaps, formatSaCheck } from '../sa/check.js';
 import { exportSa } from '../sa/export.js';
 import { importSa } from '../sa/import.js';
@@ -49,10 +50,16 @@ function fail(io: Io, e: unknown): number {
 }
 
 /** Write a file holding keys: mode 0600, via a temporary name so no half-written file remains. */
-function writePrivate(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
+function writePrivate(target: string, text: string): void {
+  const place = outputPlace(target);
+  if (place.direct) {
+    // /dev/stdout, a FIFO: written in place; renaming a file onto it would replace the device
+    writeFileSync(place.path, text);
+    return;
+  }
+  const tmp = `${place.path}.${process.pid}.tmp`;
   writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, path);
+  renameSync(tmp, place.path);
 }
 
 /** A JSON view of the document without key material (lengths and fingerprints only). */

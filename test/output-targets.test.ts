@@ -1,0 +1,178 @@
+/**
+ * Output targets that are not a new regular file (src/capture/tmpfiles.ts outputPlace): a device
+ * such as /dev/null and a FIFO are written in place, as `tcpdump -w` does, never replaced by a
+ * renamed temporary file (which, for root, would have turned /dev/null into a regular file for
+ * the whole system); a symbolic link to a file stays a link; two outputs, or an output and the
+ * input, naming one file are refused before anything is written.
+ *
+ * The device here is a private node (`mknod DIR/null c 1 3`), never the system's /dev/null: a
+ * regression replaces that node, not /dev/null.
+ */
+import { strict as assert } from 'node:assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { outputPlace, sameOutputFile } from '../src/capture/tmpfiles.js';
+import { captureBytes, corpus, FUZZ_SA_YAML } from './fuzz/lib.js';
+import { buildPcap, bytesOf } from './helpers/capture-util.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = join(ROOT, 'bin', 'ipsecov2');
+const dir = mkdtempSync(join(tmpdir(), 'ipsecov2-targets-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function run(args: string[]): { status: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 });
+  return { status: r.status, stderr: r.stderr.toString() };
+}
+
+const isRoot = process.getuid?.() === 0;
+let sa = '';
+let input = '';
+/** The outputs of a run onto new regular files: what every other target must receive. */
+let refCapture: Buffer;
+let refOob: Buffer;
+
+/** A private character device equal to /dev/null (root only). */
+function nullNode(name: string): string {
+  const p = join(dir, name);
+  const r = spawnSync('mknod', ['-m', '666', p, 'c', '1', '3']);
+  assert.equal(r.status, 0, `mknod: ${r.stderr}`);
+  assert.ok(statSync(p).isCharacterDevice());
+  return p;
+}
+
+/** Hidden temporary files (`.<name>.<pid>.tmp`) left in `d`. */
+function hidden(d: string): string[] {
+  return readdirSync(d).filter((f) => f.startsWith('.'));
+}
+
+describe('output targets', { skip: process.platform === 'win32' ? 'POSIX file types' : false }, () => {
+  before(async () => {
+    sa = join(dir, 'sas.yaml');
+    writeFileSync(sa, FUZZ_SA_YAML);
+    chmodSync(sa, 0o600);
+    input = join(dir, 'in.pcap');
+    writeFileSync(input, await captureBytes(corpus(), 'pcap'));
+    const r = run(['rx', '--sa', sa, input, '-w', join(dir, 'ref.pcapng'), '--oob', join(dir, 'ref.jsonl'), '--quiet']);
+    assert.equal(r.status, 0, r.stderr);
+    refCapture = readFileSync(join(dir, 'ref.pcapng'));
+    refOob = readFileSync(join(dir, 'ref.jsonl'));
+    assert.ok(refCapture.length > 1000 && refOob.length > 100);
+  });
+
+  it('outputPlace: a device or a FIFO is written in place; a link to a file names the file; a new name is created', () => {
+    const fifo = join(dir, 'place.fifo');
+    spawnSync('mkfifo', [fifo]);
+    assert.deepEqual(outputPlace(fifo), { direct: true, path: fifo });
+    assert.deepEqual(outputPlace('/dev/null'), { direct: true, path: '/dev/null' });
+    assert.deepEqual(outputPlace(join(dir, 'no-such')), { direct: false, path: join(dir, 'no-such') });
+    const link = join(dir, 'place.link');
+    symlinkSync(input, link);
+    assert.deepEqual(outputPlace(link), { direct: false, path: input });
+    assert.equal(sameOutputFile(link, input), true);
+    assert.equal(sameOutputFile('/dev/null', '/dev/null'), false, 'a device may be shared');
+    assert.equal(sameOutputFile('-', '-'), false);
+    assert.equal(sameOutputFile(join(dir, 'a'), `${dir}/./a`), true, 'the same new name, spelt two ways');
+  });
+
+  it('a device: -w and --oob both onto it, at 0 and 2 workers; it stays a device and nothing is left beside it', { skip: isRoot ? false : 'mknod needs root' }, () => {
+    const sub = join(dir, 'dev');
+    mkdirSync(sub);
+    const dev = nullNode('dev/null');
+    for (const w of ['0', '2']) {
+      const r = run(['rx', '--sa', sa, input, '-w', dev, '--oob', dev, '--workers', w, '--quiet']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(lstatSync(dev).isCharacterDevice(), 'still a device');
+      assert.deepEqual(hidden(sub), [], 'no temporary file beside it');
+    }
+    // Many 1 MiB writes onto a device that takes them at once: each write's drain came before the
+    // writer waited for it, which once left the run waiting for ever (exit 70)
+    const big = join(dir, 'big.pcap');
+    writeFileSync(big, buildPcap(Array.from({ length: 6000 }, (_, i) => ({ sec: 1_700_000_000 + i, frac: 0, data: bytesOf(1400, i) }))));
+    for (let i = 0; i < 3; i++) {
+      const r = run(['rx', '--sa', sa, big, '-w', dev, '--oob', dev, '--quiet']);
+      assert.equal(r.status, 0, r.stderr);
+    }
+    assert.ok(lstatSync(dev).isCharacterDevice());
+    // tx too, and pcap output
+    const t = run(['tx', '--sa', sa, input, '-w', dev, '--format', 'pcap', '--iv-seed', '01', '--quiet']);
+    assert.equal(t.status, 0, t.stderr);
+    assert.ok(lstatSync(dev).isCharacterDevice());
+  });
+
+  it('a FIFO: the reader on the other side gets exactly the bytes a file gets; it stays a FIFO', async () => {
+    for (const which of ['-w', '--oob'] as const) {
+      const fifo = join(dir, `out${which}.fifo`);
+      spawnSync('mkfifo', [fifo]);
+      const got = join(dir, `got${which}`);
+      const fd = openSync(got, 'w');
+      const cat = spawn('cat', [fifo], { stdio: ['ignore', fd, 'inherit'] });
+      const ended = new Promise<number | null>((res) => cat.on('exit', res));
+      const args = which === '-w' ? ['-w', fifo, '--oob', join(dir, `o${which}.jsonl`)] : ['-w', join(dir, `o${which}.pcapng`), '--oob', fifo];
+      const r = spawn(process.execPath, [BIN, 'rx', '--sa', sa, input, ...args, '--quiet'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      r.stderr.on('data', (b: Buffer) => { err += b; });
+      const status = await new Promise<number | null>((res) => r.on('exit', res));
+      assert.equal(status, 0, err);
+      // a FIFO replaced by a file would leave cat waiting for a writer for ever
+      const timer = setTimeout(() => cat.kill(), 10_000);
+      assert.equal(await ended, 0, 'cat read the FIFO to its end');
+      clearTimeout(timer);
+      closeSync(fd);
+      assert.ok(lstatSync(fifo).isFIFO(), 'still a FIFO');
+      assert.deepEqual(readFileSync(got), which === '-w' ? refCapture : refOob);
+    }
+  });
+
+  it('a symbolic link to a file: the file gets the output, the link stays a link', () => {
+    const real = join(dir, 'real.pcapng');
+    writeFileSync(real, 'old contents');
+    const link = join(dir, 'link.pcapng');
+    symlinkSync(real, link);
+    const r = run(['rx', '--sa', sa, input, '-w', link, '--oob', join(dir, 'link.jsonl'), '--quiet']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(lstatSync(link).isSymbolicLink(), 'still a link');
+    assert.equal(readlinkSync(link), real);
+    assert.deepEqual(readFileSync(real), refCapture);
+  });
+
+  it('-w and --oob naming one file, or --oob naming the input: refused (exit 2), nothing written', () => {
+    const both = join(dir, 'both.out');
+    let r = run(['rx', '--sa', sa, input, '-w', both, '--oob', both, '--quiet']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /both\.out: --oob names the same file as the capture output/);
+    assert.equal(existsSync(both), false);
+    const before = readFileSync(input);
+    r = run(['rx', '--sa', sa, input, '-w', join(dir, 'x.pcapng'), '--oob', input, '--quiet']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /in\.pcap: refusing to overwrite the input capture with the OOB records/);
+    assert.deepEqual(readFileSync(input), before);
+    assert.equal(existsSync(join(dir, 'x.pcapng')), false);
+    // the default output name (beside the input) is compared too
+    r = run(['rx', '--sa', sa, input, '--oob', join(dir, 'in.rx.pcapng'), '--quiet']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--oob names the same file as the capture output/);
+  });
+
+  it('a directory as -w: a clear error naming it, exit 1, no stack trace', () => {
+    const d = join(dir, 'adir');
+    mkdirSync(d);
+    const r = run(['rx', '--sa', sa, input, '-w', d, '--quiet']);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /EISDIR.*adir/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+    assert.ok(statSync(d).isDirectory());
+  });
+
+  it('sa import -w onto a device writes through it and leaves it a device', { skip: isRoot ? false : 'mknod needs root' }, () => {
+    const dev = nullNode('sa-null');
+    const r = run(['sa', 'import', '--from', 'xfrm', join(ROOT, 'fixtures', 'sa', 'import', 'xfrm-state.txt'), '-w', dev]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(lstatSync(dev).isCharacterDevice());
+    assert.equal(readdirSync(dir).filter((f) => f.startsWith('sa-null.')).length, 0, 'no temporary file left');
+  });
+});
