@@ -174,12 +174,12 @@ test('cli: stdout closed by its reader while the other output is a file: the fil
   // capture to a closed stdout, OOB to a file
   const a = bash(`node ${BIN} rx --sa ${sa} --any-direction ${esp} -w - --oob ${join(d, 'a.jsonl')} | head -c 100 > /dev/null`);
   assert.equal(a.rc, '0', a.stderr);
-  assert.match(a.stderr, /stdout was closed by its reader: the capture written there stop early/);
+  assert.match(a.stderr, /stdout \(the capture\) closed by its reader: the output written there stopped early/);
   assert.equal(readFileSync(join(d, 'a.jsonl'), 'utf8').trim().split('\n').length, 20000);
   // OOB to a closed stdout, capture to a file
   const b = bash(`node ${BIN} rx --sa ${sa} --any-direction ${esp} -w ${join(d, 'b.pcapng')} --oob - | head -n 1 > /dev/null`);
   assert.equal(b.rc, '0', b.stderr);
-  assert.match(b.stderr, /stdout was closed by its reader: the OOB lines written there stop early/);
+  assert.match(b.stderr, /stdout \(the OOB lines\) closed by its reader: the output written there stopped early/);
   const j = run(['rx', '--sa', sa, join(d, 'b.pcapng'), '-w', join(d, 'c.pcapng'), '--json', '--any-direction']);
   assert.equal(JSON.parse(j.stderr.trim().split('\n').pop()!).framesIn, 20000);
   // only stdout: the run ends at once, quietly
@@ -226,4 +226,17 @@ test('OOB output: after each flush at most two buffer writes are in flight, howe
   await o.close();
   assert.ok(max <= 2, `${max} writes in flight after a flush`);
   assert.equal(readFileSync(join(d, 'x.jsonl')).length, 40 * 8000 * line.length);
+});
+
+test('cli: a capture cut inside a record: one warning naming the file and the byte offset once', async () => {
+  const d = workdir();
+  const full = readFileSync(await capture(d));
+  const cut = join(d, 'cut.pcap');
+  writeFileSync(cut, full.subarray(0, 24 + 16 + 10)); // header, a record header, 10 bytes of its frame
+  const r = run(['rx', '--sa', join(d, 'sas.yaml'), cut, '-w', join(d, 'cut.pcapng')]);
+  assert.equal(r.status, 1, r.stderr);
+  const w = r.stderr.split('\n').filter((l) => l.startsWith('warning:'));
+  assert.equal(w.length, 1, r.stderr);
+  assert.match(w[0]!, /^warning: .*cut\.pcap: truncated record at byte offset 24 \(26 of \d+ bytes present\)$/);
+  assert.equal(w[0]!.split('byte offset').length, 2, 'the offset once');
 });

@@ -36,10 +36,10 @@ let input = '';
 let refCapture: Buffer;
 let refOob: Buffer;
 
-/** A private character device equal to /dev/null (root only). */
-function nullNode(name: string): string {
+/** A private character device equal to /dev/null, or /dev/full with minor 7 (root only). */
+function nullNode(name: string, minor = 3): string {
   const p = join(dir, name);
-  const r = spawnSync('mknod', ['-m', '666', p, 'c', '1', '3']);
+  const r = spawnSync('mknod', ['-m', '666', p, 'c', '1', String(minor)]);
   assert.equal(r.status, 0, `mknod: ${r.stderr}`);
   assert.ok(statSync(p).isCharacterDevice());
   return p;
@@ -104,6 +104,30 @@ describe('output targets', { skip: process.platform === 'win32' ? 'POSIX file ty
     assert.ok(lstatSync(dev).isCharacterDevice());
   });
 
+  it('a device that refuses the bytes (like /dev/full): exit 1, one line naming it, no stack trace; it stays a device', { skip: isRoot ? false : 'mknod needs root' }, () => {
+    const full = nullNode('full', 7);
+    const out = join(dir, 'beside-full.pcapng');
+    for (const args of [['-w', full], ['-w', out, '--oob', full], ['-w', full, '--oob', full], ['-w', full, '--workers', '0']]) {
+      const r = run(['rx', '--sa', sa, input, ...args, '--quiet']);
+      assert.equal(r.status, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^ipsecov2: ${full}: .*no space left on device`), args.join(' '));
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.ok(lstatSync(full).isCharacterDevice());
+    }
+  });
+
+  it('a missing output directory, a path through a file, an input directory: one line naming the user\'s path', () => {
+    let r = run(['rx', '--sa', sa, input, '-w', join(dir, 'no-dir', 'x.pcapng'), '--quiet']);
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, `ipsecov2: ${join(dir, 'no-dir', 'x.pcapng')}: no such file or directory\n`, 'not the temporary name');
+    r = run(['rx', '--sa', sa, input, '-w', join(input, 'x.pcapng'), '--quiet']);
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, `ipsecov2: ${join(input, 'x.pcapng')}: a part of the path is not a directory\n`);
+    r = run(['rx', '--sa', sa, dir, '-w', join(dir, 'y.pcapng'), '--quiet']);
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, `ipsecov2: ${dir}: is a directory, not a capture\n`);
+  });
+
   it('a FIFO: the reader on the other side gets exactly the bytes a file gets; it stays a FIFO', async () => {
     for (const which of ['-w', '--oob'] as const) {
       const fifo = join(dir, `out${which}.fifo`);
@@ -126,6 +150,73 @@ describe('output targets', { skip: process.platform === 'win32' ? 'POSIX file ty
       assert.ok(lstatSync(fifo).isFIFO(), 'still a FIFO');
       assert.deepEqual(readFileSync(got), which === '-w' ? refCapture : refOob);
     }
+  });
+
+  it('a FIFO nobody reads yet: Ctrl-C ends the wait (exit 130, nothing left behind), at once', async () => {
+    for (const which of ['-w', '--oob'] as const) {
+      const sub = join(dir, `wait${which}`);
+      mkdirSync(sub);
+      const fifo = join(sub, 'f');
+      spawnSync('mkfifo', [fifo]);
+      const other = which === '-w' ? ['--oob', join(sub, 'o.jsonl')] : ['-w', join(sub, 'o.pcapng')];
+      const r = spawn(process.execPath, [BIN, 'rx', '--sa', sa, input, which, fifo, ...other], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      r.stderr.on('data', (b: Buffer) => { err += b; });
+      const exited = new Promise<number | null>((res) => r.on('exit', res));
+      await new Promise((res) => setTimeout(res, 700));
+      const t0 = Date.now();
+      r.kill('SIGINT');
+      const timer = setTimeout(() => r.kill('SIGKILL'), 10_000);
+      const status = await exited;
+      clearTimeout(timer);
+      assert.equal(status, 130, err);
+      assert.ok(Date.now() - t0 < 3000, 'ended at once');
+      assert.match(err, /interrupted: stopped while waiting for a program to read the FIFO .*\/f: no frames written/);
+      assert.deepEqual(readdirSync(sub), ['f'], 'no output, no temporary file');
+      assert.ok(lstatSync(fifo).isFIFO());
+    }
+  });
+
+  it('a FIFO whose reader stops reading: a second Ctrl-C exits at once (no thread held in a write)', async () => {
+    const fifo = join(dir, 'stuck.fifo');
+    spawnSync('mkfifo', [fifo]);
+    // opens the FIFO for reading and never reads: the writes fill the pipe and wait
+    const holder = spawn('sh', ['-c', 'exec sleep 60 < "$0"', fifo], { stdio: 'ignore' });
+    const big = join(dir, 'stuck-in.pcap');
+    writeFileSync(big, buildPcap(Array.from({ length: 3000 }, (_, i) => ({ sec: 1_700_000_000 + i, frac: 0, data: bytesOf(1400, i) }))));
+    const r = spawn(process.execPath, [BIN, 'rx', '--sa', sa, big, '-w', fifo, '--quiet'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const exited = new Promise<number | null>((res) => r.on('exit', res));
+    try {
+      await new Promise((res) => setTimeout(res, 1500));
+      assert.equal(r.exitCode, null, 'still waiting for the reader');
+      r.kill('SIGINT');
+      await new Promise((res) => setTimeout(res, 300));
+      r.kill('SIGINT');
+      const timer = setTimeout(() => r.kill('SIGKILL'), 10_000);
+      const status = await exited;
+      clearTimeout(timer);
+      assert.equal(status, 130);
+    } finally {
+      holder.kill();
+    }
+  });
+
+  it('a FIFO whose reader goes away: the other output is finished, exit 0, the summary names the FIFO', async () => {
+    const fifo = join(dir, 'early.fifo');
+    spawnSync('mkfifo', [fifo]);
+    const big = join(dir, 'early-in.pcap');
+    writeFileSync(big, buildPcap(Array.from({ length: 3000 }, (_, i) => ({ sec: 1_700_000_000 + i, frac: 0, data: bytesOf(1400, i) }))));
+    const head = spawn('sh', ['-c', 'head -c 100000 "$0" > /dev/null', fifo], { stdio: 'ignore' });
+    const headDone = new Promise((res) => head.on('exit', res));
+    const oob = join(dir, 'early.jsonl');
+    const r = spawn(process.execPath, [BIN, 'rx', '--sa', sa, big, '-w', fifo, '--oob', oob], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    r.stderr.on('data', (b: Buffer) => { err += b; });
+    const status = await new Promise<number | null>((res) => r.on('exit', res));
+    await headDone;
+    assert.equal(status, 0, err);
+    assert.equal(readFileSync(oob, 'utf8').trim().split('\n').length, 3000, 'every frame has its OOB line');
+    assert.match(err, /early\.fifo \(the capture\) closed by its reader: the output written there stopped early/);
   });
 
   it('a symbolic link to a file: the file gets the output, the link stays a link', () => {
@@ -163,7 +254,7 @@ describe('output targets', { skip: process.platform === 'win32' ? 'POSIX file ty
     mkdirSync(d);
     const r = run(['rx', '--sa', sa, input, '-w', d, '--quiet']);
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /EISDIR.*adir/);
+    assert.equal(r.stderr, `ipsecov2: ${d}: is a directory\n`);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
     assert.ok(statSync(d).isDirectory());
   });

@@ -10,7 +10,9 @@
  * a failed run never leaves a file that looks complete; with the addon, by a thread of its own
  * (ThreadFileSink), else through libuv's pool (FileSink).
  */
+import { constants as fsConstants, openSync, statSync } from 'node:fs';
 import { open as fsOpen, unlink, type FileHandle } from 'node:fs/promises';
+import { Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 import { NativeWriteThread } from '../crypto/native.js';
@@ -35,6 +37,8 @@ export interface WriterOptions {
   bufferSize?: number;
   /** shb_userappl of pcapng output (default "ipsecov2"). */
   userAppl?: string;
+  /** Ends the wait for a reader of a FIFO target (see {@link openFileSink}). */
+  signal?: AbortSignal;
 }
 
 /** Writing the output failed (I/O error, misuse, or a pcap limitation). */
@@ -297,9 +301,14 @@ class StreamSink implements Sink {
   private needDrain = false;
   private wake: (() => void) | null = null;
 
+  /**
+   * `path`: the target a stream of our own writes (a device or a FIFO given by name), named in its
+   * errors; such a stream is closed by finish() and abort().
+   */
   constructor(
     private readonly s: NodeJS.WritableStream,
     private readonly endOnClose: boolean,
+    private readonly path: string | null = null,
   ) {
     s.on('error', this.onError);
   }
@@ -307,7 +316,10 @@ class StreamSink implements Sink {
   private readonly onError = (e: NodeJS.ErrnoException): void => {
     // the reader of a pipe went away (`... | head`): stop quietly, it is not our failure
     if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') this.closedByPeer = true;
-    else this.error ??= e;
+    else {
+      if (this.path !== null) e.path ??= this.path;
+      this.error ??= e;
+    }
     this.wake?.();
   };
 
@@ -348,8 +360,13 @@ class StreamSink implements Sink {
     const s = this.s;
     await new Promise<void>((resolve) => {
       // the callback of an empty write / of end() runs once everything before it is written
-      if (this.endOnClose) s.end(() => resolve());
-      else s.write(Buffer.alloc(0), () => resolve());
+      // with the error, if a write failed (its 'error' event comes only on the next tick)
+      const done = (e?: Error | null): void => {
+        if (e) this.onError(e as NodeJS.ErrnoException);
+        resolve();
+      };
+      if (this.endOnClose) (s as { end(cb: (e?: Error | null) => void): void }).end(done);
+      else s.write(Buffer.alloc(0), done);
     });
     this.detach();
   }
@@ -360,7 +377,13 @@ class StreamSink implements Sink {
   }
 
   private detach(): void {
-    // keep swallowing late EPIPEs on stdout: removing the listener could make them fatal
+    // Keep swallowing late errors (EPIPE on stdout; a write of our own stream still in flight
+    // failing, ENOSPC on /dev/full): without a listener they are fatal. A stream of our own is
+    // closed; someone else's loses only our listener.
+    if (this.path !== null) {
+      (this.s as NodeJS.WritableStream & { destroy(): void }).destroy();
+      return;
+    }
     if (this.s !== process.stdout && this.s !== process.stderr) this.s.removeListener('error', this.onError);
   }
 }
@@ -653,7 +676,7 @@ export async function createCaptureWriter(target: string, opts: WriterOptions): 
     growPipe(1);
     return new Writer(new StreamSink(process.stdout, false), 'stdout', opts);
   }
-  return new Writer(await openFileSink(target), target, opts);
+  return new Writer(await openFileSink(target, opts.signal), target, opts);
 }
 
 /**
@@ -665,20 +688,68 @@ export async function createCaptureWriter(target: string, opts: WriterOptions): 
  * IPSECOV2_NO_WRITE_THREAD=1.
  * @throws Node's system errors if the temporary file cannot be created.
  */
-export async function openFileSink(target: string): Promise<Sink> {
+export async function openFileSink(target: string, signal?: AbortSignal): Promise<Sink> {
   const place = outputPlace(target);
   if (place.direct) {
-    // a device, a FIFO (opening it waits for a reader, as tcpdump -w does) or a directory (EISDIR)
+    if (statSync(place.path).isFIFO()) {
+      const fd = await openFifoForWriting(place.path, signal);
+      growPipe(fd);
+      // written from the event loop (libuv's pipe, non-blocking), as standard output is: a write
+      // waiting for a slow reader holds no thread, so Ctrl-C and exit work at any time
+      return new StreamSink(new Socket({ fd, readable: false, writable: true }), true, place.path);
+    }
+    // a device, or a directory (EISDIR)
     const fh = await fsOpen(place.path, 'w');
     growPipe(fh.fd);
-    return new StreamSink(fh.createWriteStream(), true);
+    return new StreamSink(fh.createWriteStream(), true, place.path);
   }
   const file = place.path;
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
-  const fh = await fsOpen(tmp, 'w');
+  const fh = await fsOpen(tmp, 'w').catch((e: NodeJS.ErrnoException) => {
+    e.path = target; // the user's file (its directory missing, not writable), not the temporary one
+    throw e;
+  });
   trackTmp(tmp);
   const sink = envFlag('IPSECOV2_NO_WRITE_THREAD') ? null : ThreadFileSink.create(fh, tmp, file);
   return sink ?? new FileSink(fh, tmp, file);
+}
+
+/** How often a FIFO target is tried again while no program has it open for reading. */
+const FIFO_RETRY_MS = 50;
+
+/** `signal` ended the wait for a reader of FIFO `path`. */
+export class FifoWaitAborted extends Error {
+  constructor(readonly path: string) {
+    super(`stopped while waiting for a program to read the FIFO ${path}`);
+    this.name = 'FifoWaitAborted';
+  }
+}
+
+/**
+ * Open FIFO `path` for writing once a program has it open for reading, as `tcpdump -w FIFO`
+ * does, but without a blocking open(): that would hold one of libuv's threads, and Node's exit
+ * waits for them, so not even a second Ctrl-C ended the run. A non-blocking open fails (ENXIO)
+ * while there is no reader; it is tried again every FIFO_RETRY_MS until one comes or `signal`
+ * aborts (FifoWaitAborted).
+ */
+export async function openFifoForWriting(path: string, signal?: AbortSignal): Promise<number> {
+  for (;;) {
+    try {
+      return openSync(path, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENXIO') throw e;
+    }
+    if (signal?.aborted) throw new FifoWaitAborted(path);
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const t = setTimeout(done, FIFO_RETRY_MS);
+      signal?.addEventListener('abort', done);
+    });
+  }
 }
 
 /** Write a capture to any writable stream (ended on close unless `opts.end === false`). */

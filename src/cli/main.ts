@@ -150,7 +150,9 @@ async function runPath(path: 'rx' | 'tx', inArg: string | undefined, o: PathOpts
     input = '-';
   }
   if (input !== '-') {
-    try { statSync(input); } catch { throw new UserError(`${input}: no such file`, 1); }
+    let st;
+    try { st = statSync(input); } catch { throw new UserError(`${input}: no such file`, 1); }
+    if (st.isDirectory()) throw new UserError(`${input}: is a directory, not a capture`, 1);
   }
   const { output, format } = resolveOutput(input, o.write, o.format, path);
   if (o.oob !== undefined && o.oob === output && output === '-') throw new UserError('--oob - and -w - cannot both write to standard output', 2);
@@ -369,7 +371,7 @@ function handleError(e: unknown): number {
   if (err && err.code === 'EPIPE') return 0;
   if (err && typeof err.code === 'string' && /^E[A-Z]+$/.test(err.code)) {
     // File-system errors: one line, naming the path.
-    const what = err.code === 'ENOSPC' ? 'no space left on device' : err.code === 'EACCES' ? 'permission denied' : err.code === 'ENOENT' ? 'no such file or directory' : err.message;
+    const what = err.code === 'ENOSPC' ? 'no space left on device' : err.code === 'EACCES' ? 'permission denied' : err.code === 'ENOENT' ? 'no such file or directory' : err.code === 'EISDIR' ? 'is a directory' : err.code === 'ENOTDIR' ? 'a part of the path is not a directory' : err.message;
     process.stderr.write(style.err(`ipsecov2: ${err.path ?? ''}${err.path ? ': ' : ''}${what}`) + '\n');
     return 1;
   }

@@ -15,7 +15,9 @@ export function formatSummary(path: 'rx' | 'tx', input: string, output: string, 
   const mb = (n: number): string => (n / 1e6).toFixed(1) + ' MB';
   lines.push(style.bold(`ipsecov2 ${path}: ${s.framesIn} frames (${mb(s.bytesIn)}) from ${input === '-' ? 'stdin' : input} → ${s.framesOut} frames to ${output === '-' ? 'stdout' : output}${oob ? `, OOB ${oob === '-' ? 'stdout' : oob}` : ''}`));
   if (res.outputClosedByPeer || res.oobClosedByPeer) {
-    lines.push(style.warn(`  stdout was closed by its reader: the ${res.outputClosedByPeer ? 'capture' : 'OOB lines'} written there stop early; the counts are of the frames processed`));
+    const where = (t: string): string => (t === '-' ? 'stdout' : t);
+    const closed = [res.outputClosedByPeer ? `${where(output)} (the capture)` : null, res.oobClosedByPeer && oob !== null ? `${where(oob)} (the OOB lines)` : null].filter((x) => x !== null);
+    lines.push(style.warn(`  ${closed.join(' and ')} closed by its reader: the output written there stopped early; the counts are of the frames processed`));
   }
   lines.push(`  outcomes: ${fmtCounts(s.outcomes.counts) || 'none'}`);
   if (s.dropped) lines.push(`  dropped (--drop-failed): ${s.dropped}`);

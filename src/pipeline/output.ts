@@ -38,13 +38,13 @@ export class OutputFile {
     });
   }
 
-  /** @throws Node's system errors if the temporary file cannot be created. */
-  static async open(target: string): Promise<OutputFile> {
+  /** @throws Node's system errors if the temporary file cannot be created; FifoWaitAborted. */
+  static async open(target: string, signal?: AbortSignal): Promise<OutputFile> {
     if (target === '-') {
       growPipe(1);
       return new OutputFile(null, process.stdout);
     }
-    return new OutputFile(await openFileSink(target), null);
+    return new OutputFile(await openFileSink(target, signal), null);
   }
 
   private get error(): Error | null {

@@ -4,7 +4,7 @@
  * OOB line and, unless --drop-failed drops it, one output frame, in input order.
  */
 import { openCapture, type CaptureReader } from '../capture/reader.js';
-import { createCaptureWriter, type CaptureWriter } from '../capture/writer.js';
+import { createCaptureWriter, FifoWaitAborted, type CaptureWriter } from '../capture/writer.js';
 import { tsToIso, tsToNs } from '../capture/timestamp.js';
 import type { CaptureFrame, CaptureInterface } from '../capture/types.js';
 import type { SaDocument } from '../sa/model.js';
@@ -142,8 +142,8 @@ export async function runCapture(opts: RunOptions, stop?: StopSignal): Promise<R
 
 /** A stop (Ctrl-C, SIGTERM) came before the input began a capture: nothing was read or written. */
 export class StoppedBeforeCapture extends Error {
-  constructor(readonly input: string) {
-    super(`stopped before ${input === '-' ? 'standard input' : input} began a capture: no frames read, no outputs written`);
+  constructor(readonly input: string, message?: string) {
+    super(message ?? `stopped before ${input === '-' ? 'standard input' : input} began a capture: no frames read, no outputs written`);
     this.name = 'StoppedBeforeCapture';
   }
 }
@@ -159,11 +159,24 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
   const sched = new HelperScheduling(opts.helperScheduling === true);
   const progress = opts.progress ? new Progress(reader) : null;
   try {
-    if (opts.output !== null) {
-      writer = await createCaptureWriter(opts.output, { format: opts.format });
-      stats.outputWriter = writer.sinkKind;
+    // a stop while an output FIFO waits for its reader ends the wait (nothing written yet)
+    const opening = new AbortController();
+    if (stop) {
+      if (stop.stopped) opening.abort();
+      stop.wake = () => opening.abort();
     }
-    if (opts.oob !== null) oobOut = await OutputFile.open(opts.oob);
+    try {
+      if (opts.output !== null) {
+        writer = await createCaptureWriter(opts.output, { format: opts.format, signal: opening.signal });
+        stats.outputWriter = writer.sinkKind;
+      }
+      if (opts.oob !== null) oobOut = await OutputFile.open(opts.oob, opening.signal);
+    } catch (e) {
+      if (e instanceof FifoWaitAborted) throw new StoppedBeforeCapture(opts.input, `stopped while waiting for a program to read the FIFO ${e.path}: no frames written`);
+      throw e;
+    } finally {
+      if (stop) stop.wake = undefined;
+    }
     const timeline = new SaTimeline(opts.sa, opts.replayWindow, warnings);
     // The OOB line's time is written from the frame by the encoder; the record's text form is
     // only made for onRecord consumers.
@@ -315,7 +328,7 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
     stats.workerKind = runner.kind;
     stats.cryptoBatchesInline = runner.batchesInline;
     stats.cryptoBatchesOnWorkers = runner.batchesOnWorkers;
-    for (const w of reader.warnings) warnings.push(`${opts.input === '-' ? 'stdin' : opts.input}: ${w.message} (byte offset ${w.offset})`);
+    for (const w of reader.warnings) warnings.push(`${opts.input === '-' ? 'stdin' : opts.input}: ${w.message}${w.message.includes('byte offset') ? '' : ` (byte offset ${w.offset})`}`);
     if (writer) await writer.close();
     if (oobOut) await oobOut.close();
     return {
