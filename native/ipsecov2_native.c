@@ -34,6 +34,8 @@
  *                                        preempt a running thread (src/pipeline/priority.ts)
  *   pipeSize(fd, bytes) -> size          make pipe `fd` hold `bytes` (Linux F_SETPIPE_SZ): its
  *                                        size after, or -errno (-ENOSYS elsewhere)
+ *   soleOpener(fd) -> 1 | 0 | -errno     no other open file description refers to fd's file
+ *                                        (a write lease, taken and released at once); -ENOSYS elsewhere
  *   readable(fd) -> 1 | 0 | -errno | null  a read of `fd` would not block now (bytes, end of input
  *                                        or an error to report): poll() with no wait; null off Linux
  *   waitNew(fd, cb) -> external | -errno  a watcher for `fd` on the event loop (libuv's uv_poll);
@@ -83,12 +85,19 @@
 #include <sched.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #undef R_OK /* <fcntl.h> may bring access()'s modes: R_OK is a result code here */
 #ifndef F_SETPIPE_SZ
 #define F_SETPIPE_SZ 1031 /* <fcntl.h> defines it under _GNU_SOURCE only */
 #endif
 #ifndef SCHED_BATCH
 #define SCHED_BATCH 3 /* <sched.h> defines it under _GNU_SOURCE only */
+#endif
+#ifndef F_SETLEASE
+#define F_SETLEASE 1024 /* <fcntl.h> defines these under _GNU_SOURCE only */
+#endif
+#ifndef F_SETSIG
+#define F_SETSIG 10
 #endif
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -102,7 +111,7 @@
 #undef R_OK /* <unistd.h> brings access()'s modes too */
 #endif
 
-#define ABI_VERSION 11
+#define ABI_VERSION 12
 
 enum { R_OK = 0, R_AUTH = 1, R_LEN = 2, R_INT = 3 };
 
@@ -2046,6 +2055,35 @@ static napi_value js_pipe_size(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * soleOpener(fd) -> 1 when no other open file description refers to the file `fd` is open on (a
+ * write lease could be placed on it: taken and released at once), 0 when another one does
+ * (EAGAIN: another process, or this one, has it open, mapped or running), -errno when leases are
+ * refused (EACCES/EPERM: not the owner and no CAP_LEASE; EINVAL: a filesystem without them),
+ * -ENOSYS off Linux. `fd` must be open for writing. While the lease is held, another open() of
+ * the file would break it with a signal to this process: it is set to SIGURG (ignored by
+ * default), not SIGIO, whose default action would end the process.
+ */
+static napi_value js_sole_opener(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  int32_t fd, r;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !get_i32(env, argv[0], &fd) || fd < 0) return throw_type(env, "soleOpener: a descriptor");
+#ifdef __linux__
+  if (fcntl(fd, F_SETSIG, SIGURG) != 0) r = -errno;
+  else if (fcntl(fd, F_SETLEASE, F_WRLCK) == 0) {
+    (void)fcntl(fd, F_SETLEASE, F_UNLCK);
+    r = 1;
+  } else r = (errno == EAGAIN || errno == EBUSY) ? 0 : -errno;
+#else
+  (void)fd;
+  r = -ENOSYS;
+#endif
+  CHECK(napi_create_int32(env, r, &out));
+  return out;
+}
+
+/*
  * readable(fd) -> 1 when a read of `fd` would return at once (bytes, the end of the input, an
  * error), 0 when it would wait, -errno when poll() fails; null off Linux. The reader of a pipe
  * on standard input asks before each read, so that no read waits in libuv's thread pool (one
@@ -2220,6 +2258,7 @@ NAPI_MODULE_INIT() {
     {"aliasShared", NULL, js_alias_shared, NULL, NULL, NULL, napi_enumerable, NULL},
     {"threadBatch", NULL, js_thread_batch, NULL, NULL, NULL, napi_enumerable, NULL},
     {"pipeSize", NULL, js_pipe_size, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"soleOpener", NULL, js_sole_opener, NULL, NULL, NULL, napi_enumerable, NULL},
     {"readable", NULL, js_readable, NULL, NULL, NULL, napi_enumerable, NULL},
     {"waitNew", NULL, js_wait_new, NULL, NULL, NULL, napi_enumerable, NULL},
     {"waitStart", NULL, js_wait_start, NULL, NULL, NULL, napi_enumerable, NULL},

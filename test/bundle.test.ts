@@ -133,9 +133,9 @@ test('bundle: node:crypto and node:child_process load only when used (lazy stand
   const preload = join(d, 'preload.cjs');
   writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));\n`);
   const loaded = (): string[] => readFileSync(list, 'utf8').split('\n').filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13));
-  const rx = (out: string): void => {
+  const rx = (out: string, env: NodeJS.ProcessEnv = {}): void => {
     const r = spawnSync(process.execPath, ['--require', preload, BIN, 'rx', '--sa', join(DEMO, 'demo-sas.yaml'), join(DEMO, 'demo.pcapng'), '-w', out, '--oob', join(d, 'o.jsonl'), '--quiet', '--json'],
-      { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+      { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env } });
     assert.equal(r.status, 0, r.stderr);
   };
   const native = /crypto: native addon/.test(run(['--version']).stdout);
@@ -146,11 +146,12 @@ test('bundle: node:crypto and node:child_process load only when used (lazy stand
   if (native) assert.ok(!first.includes('crypto'), 'node:crypto loaded by a run whose crypto is all on the addon');
   else t.diagnostic('no addon: node:crypto does the crypto, so it loads');
   // a large existing target is replaced and its old copy removed by a detached `rm`
-  // (tmpfiles.ts): spawn through the stand-in; a sparse 40 MB file is large enough
+  // (tmpfiles.ts): spawn through the stand-in; a sparse 40 MB file is large enough (not
+  // overwritten in place: IPSECOV2_NO_REUSE)
   const big = join(d, 'b.pcapng');
   writeFileSync(big, '');
   spawnSync('truncate', ['-s', '40M', big]);
-  rx(big);
+  rx(big, { IPSECOV2_NO_REUSE: '1' });
   assert.ok(loaded().includes('child_process'), 'the replace did not start rm through child_process');
   assert.deepEqual(readFileSync(big), readFileSync(join(d, 'a.pcapng')), 'the new output is in place');
   // --version probes DES through node:crypto: the stand-in loads it on first use

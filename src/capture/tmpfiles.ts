@@ -6,9 +6,11 @@
  * place.
  */
 import { spawn } from 'node:child_process';
-import { realpathSync, renameSync, statSync, unlinkSync } from 'node:fs';
-import { lstat, rename, unlink } from 'node:fs/promises';
+import { lstatSync, realpathSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { soleOpener } from '../crypto/native.js';
+import { envFlag } from '../env.js';
 
 const live = new Set<string>();
 let hooked = false;
@@ -84,6 +86,54 @@ export function sameOutputFile(a: string, b: string): boolean {
 
 /** Old outputs at least this large are removed by a detached `rm`, not inside this process. */
 const ASIDE_MIN_BYTES = 32 << 20;
+
+/** Old outputs at least this large are reused (below). */
+export const REUSE_MIN_BYTES = 32 << 20;
+
+/**
+ * Take a large old output as the new output's file, to be overwritten in place: renamed to `tmp`
+ * and opened for writing without truncation (the writer truncates it to the bytes written at the
+ * end, then renames it back). Its pages are already in the page cache, so the writes copy into
+ * them instead of allocating fresh ones: on this VM, whose freed memory goes back to the host, a
+ * fresh page costs a fault in the host (~7 µs each, up to ~4 s of system time per 2.4 GB); a
+ * re-run over a 2 GB output took 2.40 s instead of 3.70 s (medians of 11; see the README).
+ *
+ * Only when nothing else could see the change: a regular file of this user's, one link, and no
+ * other open file description of it anywhere (a write lease, through the addon: a Wireshark still
+ * showing the old output, a `tail -f`, a mapping). Else, and without the addon, off Linux, or with
+ * IPSECOV2_NO_REUSE=1: null, and the old output is replaced at the end as before.
+ *
+ * The cost: from here on the old output is gone from its name, and a run that fails leaves
+ * neither it nor a new one (tcpdump and tshark truncate their output at the start too).
+ */
+export async function reuseOldOutput(file: string, tmp: string): Promise<FileHandle | null> {
+  if (process.platform !== 'linux' || envFlag('IPSECOV2_NO_REUSE')) return null;
+  let st;
+  try {
+    st = lstatSync(file);
+  } catch {
+    return null;
+  }
+  if (!st.isFile() || st.nlink !== 1 || st.size < REUSE_MIN_BYTES || st.uid !== process.geteuid?.()) return null;
+  let fh: FileHandle;
+  try {
+    fh = await open(file, 'r+');
+  } catch {
+    return null;
+  }
+  try {
+    const now = await fh.stat();
+    if (now.ino !== st.ino || now.dev !== st.dev || soleOpener(fh.fd) !== true) {
+      await fh.close();
+      return null;
+    }
+    renameSync(file, tmp);
+    return fh;
+  } catch {
+    await fh.close().catch(() => undefined);
+    return null;
+  }
+}
 
 /** How replaceFile put the new file in place (tests). */
 export type Replaced = 'new' | 'renamed' | 'aside';

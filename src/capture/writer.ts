@@ -19,7 +19,7 @@ import { NativeWriteThread } from '../crypto/native.js';
 import { envFlag } from '../env.js';
 import { linkTypeName } from './linktypes.js';
 import { growPipe } from './pipe.js';
-import { outputPlace, replaceFile, trackTmp, untrackTmp } from './tmpfiles.js';
+import { outputPlace, replaceFile, reuseOldOutput, trackTmp, untrackTmp } from './tmpfiles.js';
 import { encodePcapHeader, encodePcapRecord, encodePcapRecordHeader, PCAP_HEADER_LEN, PCAP_RECORD_HEADER_LEN } from './pcap.js';
 import { type CommentEncoder, encodeEpb, encodeEpbReserved, encodeIdb, encodeShb, epbSize } from './pcapng.js';
 import { SEC_FRAC, tsToSecFrac } from './timestamp.js';
@@ -138,10 +138,12 @@ abstract class TmpFileSink implements Sink {
   error: Error | null = null;
   protected position = 0;
 
+  /** `reused`: `fh` is an old output taken over (tmpfiles.ts reuseOldOutput), cut to size at the end. */
   constructor(
     protected readonly fh: FileHandle,
     protected readonly tmp: string,
     protected readonly target: string,
+    protected readonly reused = false,
   ) {}
 
   abstract write(chunk: Buffer, done: () => void): void;
@@ -153,6 +155,7 @@ abstract class TmpFileSink implements Sink {
     await this.wait();
     this.stop();
     if (this.error !== null) return;
+    if (this.reused) await this.fh.truncate(this.position);
     await this.fh.close();
     await replaceFile(this.tmp, this.target);
     untrackTmp(this.tmp);
@@ -233,16 +236,17 @@ class ThreadFileSink extends TmpFileSink {
     fh: FileHandle,
     tmp: string,
     target: string,
+    reused: boolean,
   ) {
-    super(fh, tmp, target);
+    super(fh, tmp, target, reused);
   }
 
   /** Make a sink for `fh`, or null without the addon's write threads. */
-  static create(fh: FileHandle, tmp: string, target: string): ThreadFileSink | null {
+  static create(fh: FileHandle, tmp: string, target: string, reused: boolean): ThreadFileSink | null {
     let sink: ThreadFileSink | null = null;
     const thread = NativeWriteThread.start(() => sink?.onDone());
     if (thread === null) return null;
-    sink = new ThreadFileSink(thread, fh, tmp, target);
+    sink = new ThreadFileSink(thread, fh, tmp, target, reused);
     return sink;
   }
 
@@ -705,13 +709,14 @@ export async function openFileSink(target: string, signal?: AbortSignal): Promis
   }
   const file = place.path;
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
-  const fh = await fsOpen(tmp, 'w').catch((e: NodeJS.ErrnoException) => {
+  const old = await reuseOldOutput(file, tmp);
+  const fh = old ?? await fsOpen(tmp, 'w').catch((e: NodeJS.ErrnoException) => {
     e.path = target; // the user's file (its directory missing, not writable), not the temporary one
     throw e;
   });
   trackTmp(tmp);
-  const sink = envFlag('IPSECOV2_NO_WRITE_THREAD') ? null : ThreadFileSink.create(fh, tmp, file);
-  return sink ?? new FileSink(fh, tmp, file);
+  const sink = envFlag('IPSECOV2_NO_WRITE_THREAD') ? null : ThreadFileSink.create(fh, tmp, file, old !== null);
+  return sink ?? new FileSink(fh, tmp, file, old !== null);
 }
 
 /** How often a FIFO target is tried again while no program has it open for reading. */

@@ -18,7 +18,7 @@ import { envFlag } from '../env.js';
 import type { AhParams, AhTransform, EspParams, EspTransform, OpenResult } from './types.js';
 
 /** The addon's JS-facing API version this loader speaks (ABI_VERSION in the C file). */
-const EXPECTED_ABI = 11;
+const EXPECTED_ABI = 12;
 const ADDON_FILE = join('build', 'Release', 'ipsecov2_native.node');
 
 type Ctx = object;
@@ -38,6 +38,7 @@ interface Addon {
   /** Thread `tid` of this process scheduled as SCHED_BATCH (Linux; only from SCHED_OTHER)? */
   threadBatch(tid: number): boolean;
   pipeSize(fd: number, bytes: number): number;
+  soleOpener(fd: number): number;
   readable(fd: number): number | null;
   waitNew(fd: number, cb: (status: number) => void): object | number;
   waitStart(w: object): number;
@@ -141,6 +142,19 @@ export function setPipeSize(fd: number, bytes: number): number | null {
   if (a === null) return null;
   const r = a.pipeSize(fd, bytes);
   return r > 0 ? r : null;
+}
+
+/**
+ * Is `fd` (open for writing) the only open file description of its file: no other process, and
+ * no other descriptor of this one, has it open or mapped? Asked through a write lease taken and
+ * released at once (Linux). null when it cannot be told: no addon, not Linux, leases refused
+ * (not the file's owner, a filesystem without them).
+ */
+export function soleOpener(fd: number): boolean | null {
+  const a = load();
+  if (a === null) return null;
+  const r = a.soleOpener(fd);
+  return r === 1 ? true : r === 0 ? false : null;
 }
 
 /**
