@@ -104,7 +104,8 @@ export const REUSE_MIN_BYTES = 32 << 20;
  * IPSECOV2_NO_REUSE=1: null, and the old output is replaced at the end as before.
  *
  * The cost: from here on the old output is gone from its name, and a run that fails leaves
- * neither it nor a new one (tcpdump and tshark truncate their output at the start too).
+ * neither it nor a new one (tcpdump and tshark truncate their output at the start too). The new
+ * output keeps the old file's mode (a new file gets 0666 less the umask).
  */
 export async function reuseOldOutput(file: string, tmp: string): Promise<FileHandle | null> {
   if (process.platform !== 'linux' || envFlag('IPSECOV2_NO_REUSE')) return null;
