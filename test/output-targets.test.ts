@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { outputPlace, sameOutputFile } from '../src/capture/tmpfiles.js';
+import { LiveOob } from '../src/cli/live.js';
 import { captureBytes, corpus, FUZZ_SA_YAML } from './fuzz/lib.js';
 import { buildPcap, bytesOf } from './helpers/capture-util.js';
 
@@ -217,6 +218,46 @@ describe('output targets', { skip: process.platform === 'win32' ? 'POSIX file ty
     assert.equal(status, 0, err);
     assert.equal(readFileSync(oob, 'utf8').trim().split('\n').length, 3000, 'every frame has its OOB line');
     assert.match(err, /early\.fifo \(the capture\) closed by its reader: the output written there stopped early/);
+  });
+
+  it('live --oob onto a FIFO: the reader gets every line; with a reader that stops reading, exit still works', async () => {
+    const fifo = join(dir, 'live.fifo');
+    spawnSync('mkfifo', [fifo]);
+    const got = join(dir, 'live-got');
+    const fd = openSync(got, 'w');
+    const cat = spawn('cat', [fifo], { stdio: ['ignore', fd, 'inherit'] });
+    const ended = new Promise<number | null>((res) => cat.on('exit', res));
+    const oob = await LiveOob.open(fifo);
+    for (let i = 0; i < 1000; i++) oob.write(`{"frame":${i + 1}}\n`);
+    await oob.close();
+    const timer = setTimeout(() => cat.kill(), 10_000);
+    assert.equal(await ended, 0);
+    clearTimeout(timer);
+    closeSync(fd);
+    assert.equal(readFileSync(got, 'utf8').split('\n').length, 1001);
+    assert.ok(lstatSync(fifo).isFIFO());
+
+    // A reader that never reads: 4 MB of lines fill the pipe. A write waiting in libuv's pool
+    // would keep process.exit() from returning; written from the event loop, exit is at once.
+    const holder = spawn('sh', ['-c', 'exec sleep 60 < "$0"', fifo], { stdio: 'ignore' });
+    const script = join(dir, 'live-exit.mjs');
+    writeFileSync(script, `import { LiveOob } from ${JSON.stringify(join(ROOT, 'dist', 'src', 'cli', 'live.js'))};
+const o = await LiveOob.open(${JSON.stringify(fifo)});
+const line = 'x'.repeat(1023) + '\\n';
+for (let i = 0; i < 4096; i++) o.write(line);
+setTimeout(() => process.exit(3), 500);
+`);
+    try {
+      const child = spawn(process.execPath, [script], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (b: Buffer) => { err += b; });
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      const status = await new Promise<number | null>((res) => child.on('exit', res));
+      clearTimeout(t);
+      assert.equal(status, 3, `exited by itself: ${err}`);
+    } finally {
+      holder.kill();
+    }
   });
 
   it('a symbolic link to a file: the file gets the output, the link stays a link', () => {

@@ -9,7 +9,9 @@
  * as a valid capture, prints the summary and exits 0 (a second signal drops the frames not yet
  * processed; a third exits at once with 130).
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, statSync, type WriteStream } from 'node:fs';
+import { Socket } from 'node:net';
+import { openFifoForWriting } from '../capture/writer.js';
 import { unlink } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { loadSaFile } from '../sa/load.js';
@@ -130,18 +132,25 @@ class LiveStatus {
   }
 }
 
-/** OOB JSON Lines written one line per frame as records are made. */
-class LiveOob {
-  private readonly stream: WriteStream | NodeJS.WriteStream;
+/** OOB JSON Lines written one line per frame as records are made (exported for tests). */
+export class LiveOob {
+  private readonly stream: WriteStream | NodeJS.WriteStream | Socket;
   private error: Error | null = null;
 
-  private constructor(readonly target: string, stream: WriteStream | NodeJS.WriteStream) {
+  private constructor(readonly target: string, stream: WriteStream | NodeJS.WriteStream | Socket) {
     this.stream = stream;
-    stream.on('error', (e: Error) => { this.error = e; });
+    (stream as NodeJS.WritableStream).on('error', (e: Error) => { this.error = e; });
   }
 
   static async open(target: string): Promise<LiveOob> {
     if (target === '-') return new LiveOob(target, process.stdout);
+    if (outputPlace(target).direct && statSync(target).isFIFO()) {
+      // as rx's outputs (capture/writer.ts): opened once a program reads it, without a thread
+      // blocked in open(), and written from the event loop, so a reader that stops reading holds
+      // no thread and the third Ctrl-C still exits at once
+      const fd = await openFifoForWriting(target);
+      return new LiveOob(target, new Socket({ fd, readable: false, writable: true }));
+    }
     const s = createWriteStream(target, { flags: 'w', mode: 0o644 });
     await new Promise<void>((res, rej) => { s.once('open', () => res()); s.once('error', rej); });
     return new LiveOob(target, s);
