@@ -8,14 +8,14 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { REUSE_MIN_BYTES } from '../src/capture/tmpfiles.js';
 import { nativeAvailable, soleOpener } from '../src/crypto/native.js';
-import { captureBytes, corpus, FUZZ_SA_YAML } from './fuzz/lib.js';
+import { writeCorpusInputs } from './helpers/cli-inputs.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'ipsecov2');
@@ -59,11 +59,7 @@ function fresh(name: string): string {
 
 describe('reusing an old output', () => {
   before(async () => {
-    sa = join(dir, 'sas.yaml');
-    writeFileSync(sa, FUZZ_SA_YAML);
-    chmodSync(sa, 0o600);
-    input = join(dir, 'in.pcap');
-    writeFileSync(input, await captureBytes(corpus(), 'pcap'));
+    ({ sa, input } = await writeCorpusInputs(dir));
     const d = fresh('ref');
     rx(d);
     refCapture = readFileSync(join(d, 'out.pcapng'));

@@ -10,14 +10,14 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { outputPlace, sameOutputFile } from '../src/capture/tmpfiles.js';
 import { LiveOob } from '../src/cli/live.js';
-import { captureBytes, corpus, FUZZ_SA_YAML } from './fuzz/lib.js';
+import { writeCorpusInputs } from './helpers/cli-inputs.js';
 import { buildPcap, bytesOf } from './helpers/capture-util.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -53,11 +53,7 @@ function hidden(d: string): string[] {
 
 describe('output targets', { skip: process.platform === 'win32' ? 'POSIX file types' : false }, () => {
   before(async () => {
-    sa = join(dir, 'sas.yaml');
-    writeFileSync(sa, FUZZ_SA_YAML);
-    chmodSync(sa, 0o600);
-    input = join(dir, 'in.pcap');
-    writeFileSync(input, await captureBytes(corpus(), 'pcap'));
+    ({ sa, input } = await writeCorpusInputs(dir));
     const r = run(['rx', '--sa', sa, input, '-w', join(dir, 'ref.pcapng'), '--oob', join(dir, 'ref.jsonl'), '--quiet']);
     assert.equal(r.status, 0, r.stderr);
     refCapture = readFileSync(join(dir, 'ref.pcapng'));
