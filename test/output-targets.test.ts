@@ -64,12 +64,12 @@ describe('output targets', { skip: process.platform === 'win32' ? 'POSIX file ty
   it('outputPlace: a device or a FIFO is written in place; a link to a file names the file; a new name is created', () => {
     const fifo = join(dir, 'place.fifo');
     spawnSync('mkfifo', [fifo]);
-    assert.deepEqual(outputPlace(fifo), { direct: true, path: fifo });
-    assert.deepEqual(outputPlace('/dev/null'), { direct: true, path: '/dev/null' });
-    assert.deepEqual(outputPlace(join(dir, 'no-such')), { direct: false, path: join(dir, 'no-such') });
+    assert.deepEqual(outputPlace(fifo), { direct: true, fifo: true, path: fifo });
+    assert.deepEqual(outputPlace('/dev/null'), { direct: true, fifo: false, path: '/dev/null' });
+    assert.deepEqual(outputPlace(join(dir, 'no-such')), { direct: false, fifo: false, path: join(dir, 'no-such') });
     const link = join(dir, 'place.link');
     symlinkSync(input, link);
-    assert.deepEqual(outputPlace(link), { direct: false, path: input });
+    assert.deepEqual(outputPlace(link), { direct: false, fifo: false, path: input });
     assert.equal(sameOutputFile(link, input), true);
     assert.equal(sameOutputFile('/dev/null', '/dev/null'), false, 'a device may be shared');
     assert.equal(sameOutputFile('-', '-'), false);

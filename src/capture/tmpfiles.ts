@@ -44,6 +44,8 @@ export function untrackTmp(path: string): void {
 export interface OutputPlace {
   /** Open the target itself and write it in place (no temporary file, no rename). */
   readonly direct: boolean;
+  /** The target is a FIFO (direct): opened once a program reads it (capture/writer.ts openFifoForWriting). */
+  readonly fifo: boolean;
   /** The file to write (direct) or to replace (the target, or the file a symbolic link names). */
   readonly path: string;
 }
@@ -62,13 +64,13 @@ export function outputPlace(target: string): OutputPlace {
   try {
     st = statSync(target);
   } catch {
-    return { direct: false, path: target };
+    return { direct: false, fifo: false, path: target };
   }
-  if (!st.isFile()) return { direct: true, path: target };
+  if (!st.isFile()) return { direct: true, fifo: st.isFIFO(), path: target };
   try {
-    return { direct: false, path: realpathSync(target) };
+    return { direct: false, fifo: false, path: realpathSync(target) };
   } catch {
-    return { direct: false, path: target };
+    return { direct: false, fifo: false, path: target };
   }
 }
 

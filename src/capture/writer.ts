@@ -10,7 +10,7 @@
  * a failed run never leaves a file that looks complete; with the addon, by a thread of its own
  * (ThreadFileSink), else through libuv's pool (FileSink).
  */
-import { constants as fsConstants, openSync, statSync } from 'node:fs';
+import { constants as fsConstants, openSync } from 'node:fs';
 import { open as fsOpen, unlink, type FileHandle } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
@@ -695,7 +695,7 @@ export async function createCaptureWriter(target: string, opts: WriterOptions): 
 export async function openFileSink(target: string, signal?: AbortSignal): Promise<Sink> {
   const place = outputPlace(target);
   if (place.direct) {
-    if (statSync(place.path).isFIFO()) {
+    if (place.fifo) {
       const fd = await openFifoForWriting(place.path, signal);
       growPipe(fd);
       // written from the event loop (libuv's pipe, non-blocking), as standard output is: a write

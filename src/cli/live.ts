@@ -9,7 +9,7 @@
  * as a valid capture, prints the summary and exits 0 (a second signal drops the frames not yet
  * processed; a third exits at once with 130).
  */
-import { createWriteStream, statSync, type WriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { Socket } from 'node:net';
 import { openFifoForWriting } from '../capture/writer.js';
 import { unlink } from 'node:fs/promises';
@@ -144,7 +144,7 @@ export class LiveOob {
 
   static async open(target: string): Promise<LiveOob> {
     if (target === '-') return new LiveOob(target, process.stdout);
-    if (outputPlace(target).direct && statSync(target).isFIFO()) {
+    if (outputPlace(target).fifo) {
       // as rx's outputs (capture/writer.ts): opened once a program reads it, without a thread
       // blocked in open(), and written from the event loop, so a reader that stops reading holds
       // no thread and the third Ctrl-C still exits at once

@@ -337,12 +337,11 @@ abstract class PoolRunner<S> implements CryptoRunner {
   }
 
   /**
-   * Run `jobs` inline (the first batch, and any whose crypto is expected to take less than
-   * HANDOFF_MS) and time it for the cost model; null when it goes to a worker (the caller's part).
-   * `first` is the runner's own reason to run inline (WorkerRunner: no worker ready yet).
+   * Run `jobs` inline when `wanted` (the caller's decision: the first batch, no worker ready yet,
+   * or cheap()) and time it for the cost model; null when it goes to a worker (the caller's part).
    */
-  protected runInline(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, bytes: number, first: boolean): Promise<void> | null {
-    const inline = !this.everyBatch && (first || this.cheap(bytes));
+  protected runInline(jobs: JobBatch, slotDefs: ReadonlyMap<number, SlotDef>, bytes: number, wanted: boolean): Promise<void> | null {
+    const inline = !this.everyBatch && wanted;
     this.lastInline = inline;
     if (!inline) return null;
     const p = this.inline.run(jobs, slotDefs);
@@ -484,18 +483,19 @@ class WorkerRunner extends PoolRunner<Slot> {
     // inline: the first batch, any while the first worker starts (see the file comment), and
     // any too cheap to hand over (PoolRunner.runInline)
     const bytes = jobBytes(jobs);
-    let first = false;
+    let inline = false;
     if (!this.everyBatch) {
       if (!this.firstDone) {
         this.firstDone = true;
-        first = true;
-      } else if (!this.cheap(bytes)) {
-        // (a batch too cheap to hand over starts no worker)
+        inline = true;
+      } else if (this.cheap(bytes)) {
+        inline = true; // and starts no worker
+      } else {
         this.ensureStarted();
-        first = !this.anyReady();
+        inline = !this.anyReady();
       }
     }
-    const done = this.runInline(jobs, slotDefs, bytes, first);
+    const done = this.runInline(jobs, slotDefs, bytes, inline);
     if (done !== null) return done;
     this.batchesOnWorkers++;
     this.ensureStarted();
@@ -635,7 +635,7 @@ class NativeRunner extends PoolRunner<ThreadSlot> {
     // the first batch inline (a capture of one batch starts no thread), and any too cheap to
     // hand over (PoolRunner.runInline)
     const bytes = jobBytes(jobs);
-    const done = this.runInline(jobs, slotDefs, bytes, !this.firstDone);
+    const done = this.runInline(jobs, slotDefs, bytes, !this.firstDone || this.cheap(bytes));
     this.firstDone = true;
     if (done !== null) return done;
     this.batchesOnWorkers++;
