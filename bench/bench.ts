@@ -140,6 +140,8 @@ interface RunFig {
   workersStarted: number;
   /** Frames whose pcapng block and OOB line the addon wrote (src/pipeline/rx-emit.ts). */
   nativeOutputFrames: number;
+  /** Of those: written from the job data, their payloads not copied. */
+  scatteredOutputFrames: number;
   /** Share of the batches with crypto that ran on the main thread (pool.ts: the first batch, and those while the first worker starts). */
   inlineShare: number;
   frames: number;
@@ -174,10 +176,10 @@ function runCli(args: string[], env?: NodeJS.ProcessEnv, stdinFrom?: string, ove
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`ipsecov2 ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   const line = r.stderr.trim().split('\n').pop()!;
-  const j = JSON.parse(line) as { framesIn: number; bytesIn: number; maxRssMB: number; outcomes: Record<string, number>; workersStarted: number; nativeOutputFrames: number; cryptoBatchesInline: number; cryptoBatchesOnWorkers: number };
+  const j = JSON.parse(line) as { framesIn: number; bytesIn: number; maxRssMB: number; outcomes: Record<string, number>; workersStarted: number; nativeOutputFrames: number; scatteredOutputFrames: number; cryptoBatchesInline: number; cryptoBatchesOnWorkers: number };
   const batches = j.cryptoBatchesInline + j.cryptoBatchesOnWorkers;
   return {
-    seconds: secs, frames: j.framesIn, bytesIn: j.bytesIn, maxRssMB: j.maxRssMB, outcomes: j.outcomes, workersStarted: j.workersStarted, nativeOutputFrames: j.nativeOutputFrames,
+    seconds: secs, frames: j.framesIn, bytesIn: j.bytesIn, maxRssMB: j.maxRssMB, outcomes: j.outcomes, workersStarted: j.workersStarted, nativeOutputFrames: j.nativeOutputFrames, scatteredOutputFrames: j.scatteredOutputFrames,
     inlineShare: batches > 0 ? j.cryptoBatchesInline / batches : 0,
   };
 }
@@ -196,7 +198,7 @@ const ESP_VARIANTS: Variant[] = [
   { w: NCPU, env: { IPSECOV2_NO_HEAP_TUNING: '1' }, note: ', heap not tuned (IPSECOV2_NO_HEAP_TUNING=1)', label: ', heap not tuned' },
   { w: NCPU, env: { IPSECOV2_JS_WORKERS: '1' }, note: ', worker_threads (IPSECOV2_JS_WORKERS=1)', label: ', worker_threads' },
   { w: NCPU, env: { IPSECOV2_NO_WRITE_THREAD: '1' }, note: ', capture written through libuv (IPSECOV2_NO_WRITE_THREAD=1)', label: ', libuv writes' },
-  { w: NCPU, env: { IPSECOV2_BATCH_FRAMES: '1024', IPSECOV2_HANDOFF_MS: '0' }, note: ', 1024-frame batches, every batch but the first handed over: the twelfth session\'s pool (IPSECOV2_BATCH_FRAMES=1024 IPSECOV2_HANDOFF_MS=0)', label: ', twelfth session\'s batches' },
+  { w: NCPU, env: { IPSECOV2_NO_WRITEV: '1' }, note: ', payloads copied into the writer\'s buffer (IPSECOV2_NO_WRITEV=1)', label: ', payloads copied' },
   { w: NCPU, env: { IPSECOV2_HANDOFF_MS: '0' }, note: ', every batch but the first handed over, however cheap (IPSECOV2_HANDOFF_MS=0)', label: ', every batch handed over' },
 ];
 const HELPERS_OTHER: Variant = { w: NCPU, env: { IPSECOV2_NO_HELPER_BATCH: '1' }, note: ', helper threads not SCHED_BATCH (IPSECOV2_NO_HELPER_BATCH=1)', label: ', helpers SCHED_OTHER' };
@@ -208,6 +210,11 @@ const HELPERS_OTHER: Variant = { w: NCPU, env: { IPSECOV2_NO_HELPER_BATCH: '1' }
  */
 function rotated(n: number, rep: number, run: (k: number) => void): void {
   for (let j = 0; j < n; j++) run((rep + j) % n);
+}
+
+/** Frames the addon wrote, and how many of them from the job data. */
+function addonWrote(r: RunFig): string {
+  return `${r.nativeOutputFrames} (${r.scatteredOutputFrames})`;
 }
 
 /** "N started, x–y % of batches inline" for a worker count's runs. */
@@ -466,7 +473,7 @@ async function main(): Promise<void> {
       const file = ensureEsp(algo, 1400, frames);
       const size = statSync(file).size;
       console.log(`\n## rx of a ${(size / 1e9).toFixed(2)} GB capture (${name}, 1400 B payloads, ${frames} frames), file → pcapng + OOB`);
-      console.log('| workers | median s | frames/s | payload Gbit/s | peak RSS MB | frames the addon wrote | vs tshark |');
+      console.log('| workers | median s | frames/s | payload Gbit/s | peak RSS MB | frames the addon wrote (from the job data) | vs tshark |');
       console.log('| --- | --- | --- | --- | --- | --- | --- |');
       // AES-GCM (the 17× target): tshark before and after our runs, the ratio against the mean of
       // the two, so a drift of the machine's speed during the section weighs on both sides
@@ -494,7 +501,7 @@ async function main(): Promise<void> {
           if (ts && algo === 'gcm') target(`${label}: ≥ 17× tshark`, (r0.frames / secs) / (ts.frames / ts.secs), 17, (v) => `${v.toFixed(2)}×`);
         }
         target(`${label}: peak RSS < 150 MB`, Math.max(...runs.map((r) => r.maxRssMB)), 150, (v) => `${v.toFixed(0)} MB`, true);
-        console.log(`| ${w}${w > 0 ? ` (${poolNote(runs)})` : ''}${variants[k]!.note} | ${secs.toFixed(2)} (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * 1400, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${r0.nativeOutputFrames} | ${ratio} |`);
+        console.log(`| ${w}${w > 0 ? ` (${poolNote(runs)})` : ''}${variants[k]!.note} | ${secs.toFixed(2)} (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * 1400, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${addonWrote(r0)} | ${ratio} |`);
       }
       if (ts) {
         const runs = tsAfter !== null ? `mean of the runs before and after ours: ${tsBefore!.secs.toFixed(2)}, ${tsAfter.secs.toFixed(2)} s` : 'one run';
@@ -505,7 +512,7 @@ async function main(): Promise<void> {
         const piped = runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', '-', '-w', out, '--oob', oob, '--workers', String(NCPU)], undefined, file);
         if ((piped.outcomes.CRYPTO_SUCCESS ?? 0) !== piped.frames) throw new Error(`not every frame decrypted from stdin: ${JSON.stringify(piped.outcomes)}`);
         target(`rx ${name} 1400 B, ${(size / 1e9).toFixed(2)} GB from standard input, ${NCPU} workers: peak RSS < 150 MB`, piped.maxRssMB, 150, (v) => `${v.toFixed(0)} MB`, true);
-        console.log(`| ${NCPU}, from standard input (one run) | ${piped.seconds.toFixed(2)} | ${fmtRate(piped.frames, piped.seconds)} | ${gbit(piped.frames * 1400, piped.seconds)} | ${piped.maxRssMB.toFixed(0)} | ${piped.nativeOutputFrames} | – |`);
+        console.log(`| ${NCPU}, from standard input (one run) | ${piped.seconds.toFixed(2)} | ${fmtRate(piped.frames, piped.seconds)} | ${gbit(piped.frames * 1400, piped.seconds)} | ${piped.maxRssMB.toFixed(0)} | ${addonWrote(piped)} | – |`);
         // a re-run onto the outputs of the run before (tmpfiles.ts: replaceFile), once those are on
         // disk (untimed sync), as when a user re-runs later: with the 2.6 GB of them still dirty in
         // the page cache, the new run's 2.6 GB went over the kernel's dirty limit (20 % of memory
@@ -526,7 +533,7 @@ async function main(): Promise<void> {
           const secs = median(runs.map((r) => r.seconds));
           const r0 = runs[0]!;
           const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
-          console.log(`| ${NCPU}, onto the outputs of the run before${reruns[k]![0]} | ${secs.toFixed(2)} (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * 1400, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${r0.nativeOutputFrames} | ${ratio} |`);
+          console.log(`| ${NCPU}, onto the outputs of the run before${reruns[k]![0]} | ${secs.toFixed(2)} (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * 1400, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${addonWrote(r0)} | ${ratio} |`);
         }
       }
     }

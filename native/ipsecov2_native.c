@@ -27,8 +27,10 @@
  *   madeCounts() -> [direct, evp]        cipher contexts made each way so far
  *   textNew() -> external                   the rx output writer's registered text pieces
  *   textPiece(text, index, bytes)           keep a copy of bytes as piece `index`
- *   emitBatch(text, plan, n, arena, data, epbBuf, epbOff, lineBuf, lineOff, ends) -> bool
- *                                        pcapng EPBs and OOB lines of n planned rx frames
+ *   emitBatch(text, plan, n, arena, data, epbBuf, epbOff, lineBuf, lineOff, ends, iov?) -> bool
+ *                                        pcapng EPBs and OOB lines of n planned rx frames; with
+ *                                        iov (epbBuf = data) each EPB is built around its payload
+ *                                        where it lies in data, and iov says where (threadWritev)
  *   threadBatch(tid) -> bool             thread `tid` of this process (Linux) scheduled as
  *                                        SCHED_BATCH: same CPU share, but its wake-ups do not
  *                                        preempt a running thread (src/pipeline/priority.ts)
@@ -58,6 +60,7 @@
  *                                        a thread for writes only); done like a batch, the
  *                                        write's errno (0: written) where a batch has its
  *                                        deferred count
+ *   threadWritev(thread, id, fd, bytes, iov, n, pos)  the same, of n pieces of bytes (pwritev)
  */
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
@@ -110,8 +113,17 @@
 #endif
 #undef R_OK /* <unistd.h> brings access()'s modes too */
 #endif
+#ifndef _WIN32
+#include <sys/uio.h>
+#include <limits.h>
+#else
+struct iovec { void *iov_base; size_t iov_len; }; /* threadWritev's pieces (written on Linux only) */
+#endif
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
 
-#define ABI_VERSION 12
+#define ABI_VERSION 13
 
 enum { R_OK = 0, R_AUTH = 1, R_LEN = 2, R_INT = 3 };
 
@@ -1281,11 +1293,14 @@ typedef struct tjob {
   struct tjob *next;
   int32_t id;
   batch_args b;
-  /* a write (threadWrite) instead of a batch when wlen > 0 */
+  /* a write (threadWrite) instead of a batch when wlen > 0: of wp[0, wlen), or (iovcnt > 0,
+     threadWritev) of the iovcnt pieces at iov, wlen bytes in all */
   int fd;
   uint8_t *wp;
   size_t wlen;
   int64_t wpos;
+  int iovcnt;
+  struct iovec *iov;
 } tjob;
 
 typedef struct {
@@ -1357,6 +1372,28 @@ static int write_all(int fd, const uint8_t *p, size_t n, int64_t pos) {
 #endif
 }
 
+/* pwritev all of the n pieces at iov (changed: the pieces written are stepped over) at pos: 0,
+   or the errno of the write that failed */
+static int writev_all(int fd, struct iovec *iov, int n, int64_t pos) {
+#ifdef __linux__
+  while (n > 0) {
+    ssize_t w = pwritev(fd, iov, n > IOV_MAX ? IOV_MAX : n, (off_t)pos);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno > 0 ? errno : EIO;
+    }
+    if (w == 0) return EIO;
+    pos += w;
+    while (n > 0 && (size_t)w >= iov->iov_len) { w -= (ssize_t)iov->iov_len; iov++; n--; }
+    if (n > 0) { iov->iov_base = (uint8_t *)iov->iov_base + w; iov->iov_len -= (size_t)w; }
+  }
+  return 0;
+#else
+  (void)fd; (void)iov; (void)n; (void)pos;
+  return ENOSYS;
+#endif
+}
+
 static void cthread_main(void *arg) {
   cthread *c = (cthread *)arg;
 #ifdef __linux__
@@ -1378,7 +1415,7 @@ static void cthread_main(void *arg) {
     t0 = uv_hrtime();
     if (j->wlen > 0) {
       int32_t none = 0;
-      deferred = (uint32_t)write_all(j->fd, j->wp, j->wlen, j->wpos); /* 0 or errno */
+      deferred = (uint32_t)(j->iovcnt > 0 ? writev_all(j->fd, j->iov, j->iovcnt, j->wpos) : write_all(j->fd, j->wp, j->wlen, j->wpos)); /* 0 or errno */
       if (deferred != 0) __atomic_compare_exchange_n(&c->words[TW_WERR], &none, (int32_t)deferred, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
     } else
       deferred = run_locked(c->t, &j->b);
@@ -1576,6 +1613,47 @@ static napi_value js_thread_write(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* threadWritev(thread, id, fd, bytes, iov, n, position): as threadWrite, of the n pieces
+   bytes[iov[2i], iov[2i] + iov[2i+1]) one after another (pwritev: no copy into one buffer). iov
+   is an Int32Array; every piece lies inside `bytes` and is not empty. */
+static napi_value js_thread_writev(napi_env env, napi_callback_info info) {
+  size_t argc = 7, ilen = 0;
+  napi_value argv[7];
+  cthread *c;
+  tjob *j;
+  int32_t id, fd, n, i;
+  int64_t pos;
+  uint8_t *p = NULL;
+  size_t blen = 0, total = 0;
+  void *ip = NULL;
+  napi_typedarray_type it;
+  const int32_t *iv;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7 || (c = (cthread *)get_ext(env, argv[0], MAGIC_THR)) == NULL || !c->running || !get_i32(env, argv[1], &id) || !get_i32(env, argv[2], &fd) || fd < 0 ||
+      !get_bytes(env, argv[3], &p, &blen) || p == NULL || napi_get_typedarray_info(env, argv[4], &it, &ilen, &ip, NULL, NULL) != napi_ok || it != napi_int32_array ||
+      !get_i32(env, argv[5], &n) || n <= 0 || (size_t)n * 2 > ilen || !get_i64(env, argv[6], &pos) || pos < 0)
+    return throw_type(env, "threadWritev: an open thread, an id, an fd, bytes, an Int32Array of pieces, their count (> 0) and a position");
+  iv = (const int32_t *)ip;
+  for (i = 0; i < n; i++)
+    if (iv[2 * i] < 0 || iv[2 * i + 1] <= 0 || (size_t)iv[2 * i] + (size_t)iv[2 * i + 1] > blen) return throw_range(env, "threadWritev: a piece outside the bytes");
+  j = (tjob *)calloc(1, sizeof(*j) + (size_t)n * sizeof(struct iovec));
+  if (!j) return throw_range(env, "threadWritev: out of memory");
+  j->iov = (struct iovec *)(j + 1);
+  for (i = 0; i < n; i++) {
+    j->iov[i].iov_base = p + iv[2 * i];
+    j->iov[i].iov_len = (size_t)iv[2 * i + 1];
+    total += (size_t)iv[2 * i + 1];
+  }
+  j->id = id;
+  j->fd = fd;
+  j->wp = p;
+  j->wlen = total;
+  j->wpos = pos;
+  j->iovcnt = n;
+  cthread_enqueue(c, j);
+  return NULL;
+}
+
 /* threadWait(thread, id): the main thread has stored id in words[0] and found the batch not done:
    cb(id) comes once it is, and keeps the event loop alive until then. */
 static napi_value js_thread_wait(napi_env env, napi_callback_info info) {
@@ -1747,7 +1825,8 @@ static napi_value js_txt_piece(napi_env env, napi_callback_info info) {
 /* Plan fields of one frame (src/pipeline/rx-emit.ts, P_*). */
 enum {
   P_IF, P_TS_HI, P_TS_LO, P_CAP, P_ORIG, P_FRAME, P_FRAC, P_PRE_OFF, P_PRE_LEN, P_SA_JSON, P_SEQ, P_FLAGS,
-  P_SEQ_HIGH, P_TAIL, P_SA_COMMENT, P_REPLAY, P_HDR_OFF, P_HDR_LEN, P_PAY_OFF, P_PAY_LEN, P_FIELDS
+  P_SEQ_HIGH, P_TAIL, P_SA_COMMENT, P_REPLAY, P_HDR_OFF, P_HDR_LEN, P_PAY_OFF, P_PAY_LEN, P_ROOM_LO, P_ROOM_HI,
+  P_FIELDS
 };
 enum { F_SEQ_NULL = 1, F_SEQ_HIGH_NULL = 2, F_NO_COMMENT_SEQ = 4 };
 
@@ -1809,7 +1888,8 @@ static uint8_t *emit_epb(uint8_t *p, const int32_t *f, const emit_sizes *z, cons
   put_le32(p + 24, (uint32_t)f[P_ORIG]);
   q = p + 28;
   memcpy(q, arena + f[P_HDR_OFF], (size_t)f[P_HDR_LEN]);
-  memcpy(q + f[P_HDR_LEN], data + f[P_PAY_OFF], (size_t)f[P_PAY_LEN]);
+  /* built in place (emitBatch with iov): the payload is there already */
+  if (q + f[P_HDR_LEN] != data + f[P_PAY_OFF]) memcpy(q + f[P_HDR_LEN], data + f[P_PAY_OFF], (size_t)f[P_PAY_LEN]);
   q += cap;
   while ((q - p) & 3) *q++ = 0;
   q[0] = 1; /* opt_comment */
@@ -1845,13 +1925,23 @@ static uint8_t *emit_line(uint8_t *p, const int32_t *f, const emit_sizes *z, con
 
 /*
  * emitBatch(t, plan: Int32Array, n, arena, data, epbBuf|null, epbOff, lineBuf|null, lineOff,
- *           ends: Int32Array(2)) -> true, with ends = [epb end, line end]; false (nothing
- * written) when a plan entry is out of range or the output does not fit: the caller then
- * writes those frames itself.
+ *           ends: Int32Array(2), iov?: Int32Array(2n)) -> true, with ends = [epb end, line end];
+ * false (nothing written) when a plan entry is out of range or the output does not fit: the
+ * caller then writes those frames itself.
+ *
+ * In place (iov given, epbBuf is data, epbOff 0): frame i's EPB is built in data around its
+ * payload, from P_PAY_OFF - P_HDR_LEN - 28 on, and must lie in data[P_ROOM_LO, P_ROOM_HI) (room
+ * the frame's job left before and after its bytes), after frame i - 1's; iov[2i], iov[2i+1] =
+ * where and how long, and ends[0] = the EPBs' total length. No payload is copied: the EPBs go to
+ * the file from there (threadWritev).
  */
 static napi_value js_emit_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 10, alen, dlen, wlen = 0, llen = 0, plen, elen;
-  napi_value argv[10], out;
+  size_t argc = 11, alen, dlen, wlen = 0, llen = 0, plen, elen, ilen = 0;
+  napi_value argv[11], out;
+  int32_t *iov = NULL;
+  void *ivp = NULL;
+  napi_typedarray_type ivt;
+  int64_t prevEnd = 0;
   txt_st *t;
   int32_t n, wOff, lOff, i;
   uint8_t *arena, *data, *wbuf = NULL, *lbuf = NULL, *wp, *lp;
@@ -1872,6 +1962,12 @@ static napi_value js_emit_batch(napi_env env, napi_callback_info info) {
   if (!is_nullish(env, argv[7]) && !get_bytes(env, argv[7], &lbuf, &llen)) return throw_type(env, "emitBatch: bad line buffer");
   plan = (const int32_t *)pp;
   if (n < 0 || (size_t)n * P_FIELDS > plen || wOff < 0 || lOff < 0) return throw_range(env, "emitBatch: bad count or offset");
+  if (argc >= 11 && !is_nullish(env, argv[10])) {
+    if (napi_get_typedarray_info(env, argv[10], &ivt, &ilen, &ivp, NULL, NULL) != napi_ok || ivt != napi_int32_array || ilen < (size_t)n * 2)
+      return throw_type(env, "emitBatch: iov must be an Int32Array of 2 entries per frame");
+    if (wbuf != data || wlen != dlen || wOff != 0) return throw_type(env, "emitBatch: in place, the EPB buffer is the data, from 0");
+    iov = (int32_t *)ivp;
+  }
   if ((uint32_t)n > t->zcap) {
     emit_sizes *nz = (emit_sizes *)realloc(t->zs, (size_t)n * sizeof(*nz));
     if (!nz) return throw_range(env, "emitBatch: out of memory");
@@ -1881,13 +1977,34 @@ static napi_value js_emit_batch(napi_env env, napi_callback_info info) {
   zs = t->zs;
   /* pass 1: every entry valid and everything fits, else write nothing */
   for (i = 0; i < n; i++) {
-    if (!emit_check(t, plan + (size_t)i * P_FIELDS, alen, dlen, wbuf != NULL, lbuf != NULL, &zs[i])) goto refuse;
+    const int32_t *f = plan + (size_t)i * P_FIELDS;
+    if (!emit_check(t, f, alen, dlen, wbuf != NULL, lbuf != NULL, &zs[i])) goto refuse;
+    if (iov) {
+      /* the block around the payload: inside the frame's room, after the last block */
+      int64_t at = (int64_t)f[P_PAY_OFF] - f[P_HDR_LEN] - 28;
+      if (at < prevEnd || at < f[P_ROOM_LO] || f[P_ROOM_HI] < 0 || (uint64_t)f[P_ROOM_HI] > dlen || at + (int64_t)zs[i].epbLen > f[P_ROOM_HI]) goto refuse;
+      prevEnd = at + (int64_t)zs[i].epbLen;
+    }
     wNeed += zs[i].epbLen;
     lNeed += zs[i].lineLen;
   }
-  if ((uint64_t)wOff + wNeed > wlen || (uint64_t)lOff + lNeed > llen) goto refuse;
+  if ((!iov && (uint64_t)wOff + wNeed > wlen) || (uint64_t)lOff + lNeed > llen) goto refuse;
   wp = wbuf ? wbuf + wOff : NULL;
   lp = lbuf ? lbuf + lOff : NULL;
+  if (iov) {
+    for (i = 0; i < n; i++) {
+      const int32_t *f = plan + (size_t)i * P_FIELDS;
+      int32_t at = f[P_PAY_OFF] - f[P_HDR_LEN] - 28;
+      emit_epb(data + at, f, &zs[i], arena, data);
+      iov[2 * i] = at;
+      iov[2 * i + 1] = (int32_t)zs[i].epbLen;
+      if (lp) lp = emit_line(lp, f, &zs[i], arena);
+    }
+    ((int32_t *)ep)[0] = (int32_t)wNeed;
+    ((int32_t *)ep)[1] = lp ? (int32_t)(lp - lbuf) : lOff;
+    CHECK(napi_get_boolean(env, true, &out));
+    return out;
+  }
   for (i = 0; i < n; i++) {
     const int32_t *f = plan + (size_t)i * P_FIELDS;
     if (wp) wp = emit_epb(wp, f, &zs[i], arena, data);
@@ -2269,6 +2386,7 @@ NAPI_MODULE_INIT() {
     {"threadClose", NULL, js_thread_close, NULL, NULL, NULL, napi_enumerable, NULL},
     {"threadWait", NULL, js_thread_wait, NULL, NULL, NULL, napi_enumerable, NULL},
     {"threadWrite", NULL, js_thread_write, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"threadWritev", NULL, js_thread_writev, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi;
   if (OpenSSL_version_num() >> 28 != 3) { /* built against OpenSSL 3 headers: refuse anything else */

@@ -2,8 +2,11 @@
  * The addon's rx output writer (src/pipeline/rx-emit.ts, NativeEmit in src/crypto/native.ts)
  * against the JS writers: every rx fixture, and synthetic captures whose runs cross seconds,
  * interfaces and sequence numbers near 2^32, must give the same pcapng and OOB bytes both ways;
- * a run the addon refuses must be written by the JS writers instead. Without the addon the
- * JS writers run both times and the checks still hold.
+ * a run the addon refuses must be written by the JS writers instead. Frames written from the job
+ * data (blocks built around the payloads where the crypto step left them, pwritev) must give the
+ * same bytes as frames copied into the writer's buffer, across many batches and workers (a job
+ * buffer reused before its writes were done would show), and a run that does not fit its room
+ * is copied. Without the addon the JS writers run both times and the checks still hold.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,9 +27,10 @@ interface Outs {
   oob: Buffer | null;
   native: number;
   refused: number;
+  scattered: number;
 }
 
-type Variant = Partial<Pick<RunOptions, 'dropFailed' | 'inPlace' | 'workers' | 'anyDirection' | 'nativeEmit'>> & { noCapture?: boolean; noOob?: boolean };
+type Variant = Partial<Pick<RunOptions, 'dropFailed' | 'inPlace' | 'workers' | 'anyDirection' | 'nativeEmit' | 'scatteredWrites' | 'batchFrames'>> & { noCapture?: boolean; noOob?: boolean };
 
 async function rx(input: string, sa: SaDocument, v: Variant): Promise<Outs> {
   const dir = mkdtempSync(join(tmpdir(), 'ipsecov2-emit-'));
@@ -36,13 +40,14 @@ async function rx(input: string, sa: SaDocument, v: Variant): Promise<Outs> {
     const res = await runCapture({
       path: 'rx', input, output, oob, format: 'pcapng', sa, inPlace: v.inPlace ?? false, dropFailed: v.dropFailed ?? false,
       anyDirection: v.anyDirection ?? false, esn: 'infer', replayWindow: null, workers: v.workers ?? 0, ivSeed: null, mtu: 1500,
-      progress: false, nativeEmit: v.nativeEmit ?? true,
+      progress: false, nativeEmit: v.nativeEmit ?? true, scatteredWrites: v.scatteredWrites ?? true, batchFrames: v.batchFrames,
     });
     return {
       pcapng: output ? readFileSync(output) : null,
       oob: oob ? readFileSync(oob) : null,
       native: res.stats.nativeOutputFrames,
       refused: res.stats.refusedOutputFrames,
+      scattered: res.stats.scatteredOutputFrames,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -91,6 +96,7 @@ describe('rx output written by the addon = the JS writers', () => {
       const sa = rxSa(c.saFile);
       native += await compare(c.name, input, sa);
       if (i++ % 4 === 0) {
+        native += await compare(`${c.name} copied into the writer's buffer`, input, sa, { scatteredWrites: false });
         await compare(`${c.name} --drop-failed`, input, sa, { dropFailed: true });
         await compare(`${c.name} --in-place`, input, sa, { inPlace: true });
         native += await compare(`${c.name} OOB only`, input, sa, { noCapture: true });
@@ -99,6 +105,101 @@ describe('rx output written by the addon = the JS writers', () => {
     }
     if (nativeAvailable()) assert.ok(native > 100, `the addon wrote only ${native} frames of the fixtures`);
     else assert.equal(native, 0);
+  });
+
+  it('frames written from the job data = copied = JS: many small batches, 0 and 2 workers, transport and tunnel, v4 and v6', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipsecov2-emit-'));
+    try {
+      const saFile = writeSaFile(join(dir, 'sa.yaml'), [
+        tunGcmSa(),
+        transCbcSa(),
+        { name: 'tun6', mode: 'tunnel', dst: 'fd00:6::/64', tunnel: { src: 'fd00::2', dst: 'fd00::1' }, esp: `spi: 0x6006, encryption: aes-gcm-128, encryptionKey: "${'66'.repeat(20)}", icvLength: 16` },
+        { name: 'trans6', mode: 'transport', dst: 'fd00:7::/64', esp: `spi: 0x7007, encryption: aes-cbc-256, encryptionKey: "${'77'.repeat(32)}", integrity: hmac-sha1-96, integrityKey: "${'88'.repeat(20)}"` },
+      ]);
+      const sa = loadSaFile(saFile);
+      const r = new Prng(21);
+      const dsts = [Buffer.from([10, 1, 1, 9]), Buffer.from([10, 2, 2, 9]), Buffer.from('fd000006000000000000000000000009', 'hex'), Buffer.from('fd000007000000000000000000000009', 'hex')];
+      const frames = Array.from({ length: 6000 }, (_, i) => {
+        const dst = dsts[i % 4]!;
+        return { sec: 1700000000 + (i >> 6), frac: i * 1000, data: ether(ipPacket(r, { family: dst.length === 4 ? 4 : 6, proto: 'udp', payloadLen: (i * 53) % 1400, dst })) };
+      });
+      const esp = await encrypt(dir, frames, sa);
+      for (const v of [{ workers: 0, batchFrames: 16 }, { workers: 2, batchFrames: 16 }, { workers: 2 }] as Variant[]) {
+        const label = `workers ${v.workers}, batches of ${v.batchFrames ?? 'any'}`;
+        const w = await compareOuts(label, esp, sa, { ...v, anyDirection: true });
+        const copied = await rx(esp, sa, { ...v, anyDirection: true, scatteredWrites: false });
+        same(`${label}: copied`, w, copied);
+        assert.equal(copied.scattered, 0);
+        if (nativeAvailable()) {
+          assert.ok(w.scattered > frames.length - 100, `${label}: only ${w.scattered} frames written from the job data`);
+          assert.equal(copied.native, w.native);
+        } else assert.equal(w.scattered, 0);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a frame whose headers need more room than its job left before it (IPv6, 64 bytes of destination options, transport) is copied', { skip: nativeAvailable() ? false : 'native addon unavailable' }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipsecov2-emit-'));
+    try {
+      const saFile = writeSaFile(join(dir, 'sa.yaml'), [
+        tunGcmSa(),
+        { name: 'trans6', mode: 'transport', dst: 'fd00:7::/64', esp: `spi: 0x7007, encryption: aes-cbc-256, encryptionKey: "${'77'.repeat(32)}", integrity: hmac-sha1-96, integrityKey: "${'88'.repeat(20)}"` },
+      ]);
+      const sa = loadSaFile(saFile);
+      const r = new Prng(23);
+      const dst6 = Buffer.from('fd000007000000000000000000000009', 'hex');
+      const frames = Array.from({ length: 200 }, (_, i) => {
+        if (i % 2 === 0) return { sec: 1700000000, frac: i, data: ether(ipPacket(r, { family: 4, proto: 'udp', payloadLen: 300, dst: Buffer.from([10, 1, 1, 9]) })) };
+        // IPv6 + destination options (next header 60; 64 bytes: PadN) + the UDP datagram
+        const ip = ipPacket(r, { family: 6, proto: 'udp', payloadLen: 300, dst: dst6 });
+        const opts = Buffer.alloc(64);
+        opts[0] = ip[6]!;
+        opts[1] = 7; // (7 + 1) * 8 bytes
+        opts[2] = 1; // PadN
+        opts[3] = 60;
+        const v6 = Buffer.concat([ip.subarray(0, 40), opts, ip.subarray(40)]);
+        v6[6] = 60;
+        v6.writeUInt16BE(v6.length - 40, 4);
+        return { sec: 1700000000, frac: i, data: ether(v6) };
+      });
+      const esp = await encrypt(dir, frames, sa);
+      // batches of 1: the IPv4 frames (but the first: it declares the output interface) are written
+      // from the job data, the IPv6 ones (122 bytes needed before) copied; batches of 2 (runs of an
+      // IPv4 and an IPv6 frame, the IPv6 job second, after the IPv4 one's room): all copied
+      for (const [batchFrames, scattered] of [[1, frames.length / 2 - 1], [2, 0]] as const) {
+        const out = await compareOuts(`IPv6 destination options, batches of ${batchFrames}`, esp, sa, { anyDirection: true, batchFrames });
+        assert.equal(out.native, frames.length - 1);
+        assert.equal(out.scattered, scattered, `batches of ${batchFrames}`);
+        const recs = out.oob!.toString().trim().split('\n').map((l) => JSON.parse(l) as { cryptoStatus: string });
+        assert.ok(recs.every((o) => o.cryptoStatus === 'CRYPTO_SUCCESS'), 'every frame decrypted');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a run that does not fit its room (an SA name of 300 characters in each comment) is copied', { skip: nativeAvailable() ? false : 'native addon unavailable' }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipsecov2-emit-'));
+    try {
+      const saFile = writeSaFile(join(dir, 'sa.yaml'), [tunGcmSa('t'.repeat(300)), transCbcSa()]);
+      const sa = loadSaFile(saFile);
+      const r = new Prng(22);
+      // the long name's frames first, then the short name's: only those are written from the job data
+      const frames = Array.from({ length: 400 }, (_, i) => ({
+        sec: 1700000000, frac: i, data: ether(ipPacket(r, { family: 4, proto: 'udp', payloadLen: 200, dst: Buffer.from([10, i < 200 ? 1 : 2, i < 200 ? 1 : 2, 9]) })),
+      }));
+      const esp = await encrypt(dir, frames, sa);
+      // batches of 1: a run of one frame, whose room alone says it does not fit (no next frame's block)
+      for (const batchFrames of [100, 1]) {
+        const out = await compareOuts(`long SA name, batches of ${batchFrames}`, esp, sa, { anyDirection: true, batchFrames });
+        assert.equal(out.native, frames.length - 1);
+        assert.equal(out.scattered, 200, `${out.scattered} frames written from the job data, expected the short name's`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('runs across seconds, interfaces, transport and tunnel SAs, sequence numbers near 2^32, workers', async () => {
@@ -174,10 +275,18 @@ describe('rx output written by the addon = the JS writers', () => {
     const sa = rxSa(c.saFile);
     const ne = createNativeEmit()!;
     ne.emit = () => false;
+    ne.emitInPlace = () => false;
     const refused = await rx(input, sa, { nativeEmit: ne });
     const js = await rx(input, sa, { nativeEmit: false });
     same('refused', refused, js);
     assert.equal(refused.native, 0);
     assert.ok(refused.refused > 0, 'no run was offered to the addon');
+    // refused in place: copied by the addon instead
+    const ne2 = createNativeEmit()!;
+    ne2.emitInPlace = () => false;
+    const copied = await rx(input, sa, { nativeEmit: ne2 });
+    same('refused in place', copied, js);
+    assert.equal(copied.scattered, 0);
+    assert.ok(copied.native > 0 && copied.refused === 0);
   });
 });

@@ -63,6 +63,66 @@ test('write thread: 300 writes of 1 B to 70 kB land at their positions, in order
   }
 });
 
+test('write thread: writev of 1 to 3000 pieces (past IOV_MAX, 1024) of one buffer lands in order, between plain writes', { skip }, async () => {
+  const d = mkdtempSync(join(tmpdir(), 'ipsecov2-wthread-'));
+  try {
+    const f = join(d, 'out');
+    const fd = openSync(f, 'w');
+    const { t, until } = startThread();
+    const r = new Prng(12);
+    const expect: Buffer[] = [];
+    let pos = 0;
+    let id = 0;
+    for (const pieces of [1, 7, 1024, 1025, 3000]) {
+      const bytes = r.bytes(pieces * 64 + 100);
+      const iov = new Int32Array(pieces * 2 + 2); // longer than needed: only n pairs are read
+      // pieces out of order and of 1..64 bytes, some overlapping, so a piece skipped or repeated shows
+      let total = 0;
+      for (let i = 0; i < pieces; i++) {
+        const at = r.int(bytes.length - 64);
+        const len = 1 + r.int(64);
+        iov[2 * i] = at;
+        iov[2 * i + 1] = len;
+        expect.push(Buffer.from(bytes.subarray(at, at + len)));
+        total += len;
+      }
+      t.writev(++id, fd, bytes, iov, pieces, pos);
+      pos += total;
+      const plain = r.bytes(1 + r.int(5000));
+      t.write(++id, fd, plain, pos);
+      pos += plain.length;
+      expect.push(plain);
+    }
+    await until(id);
+    assert.equal(t.firstErrno(), 0);
+    t.close();
+    closeSync(fd);
+    assert.ok(readFileSync(f).equals(Buffer.concat(expect)));
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('write thread: writev arguments are checked (a piece outside the bytes, empty, no pieces)', { skip }, () => {
+  const d = mkdtempSync(join(tmpdir(), 'ipsecov2-wthread-'));
+  try {
+    const fd = openSync(join(d, 'out'), 'w');
+    const { t } = startThread();
+    const b = Buffer.alloc(100);
+    assert.throws(() => t.writev(1, fd, b, Int32Array.of(90, 11), 1, 0), RangeError);
+    assert.throws(() => t.writev(1, fd, b, Int32Array.of(-1, 5), 1, 0), RangeError);
+    assert.throws(() => t.writev(1, fd, b, Int32Array.of(0, 0), 1, 0), RangeError);
+    assert.throws(() => t.writev(1, fd, b, Int32Array.of(0, 5), 2, 0), TypeError, 'fewer pairs than pieces');
+    assert.throws(() => t.writev(1, fd, b, Int32Array.of(0, 5), 0, 0), TypeError);
+    assert.throws(() => t.writev(1, fd, b, Int32Array.of(0, 5), 1, -1), TypeError);
+    t.close();
+    closeSync(fd);
+    assert.equal(readFileSync(join(d, 'out')).length, 0);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
 test('write thread: a failed write keeps its errno, the writes after it are done too; bad arguments throw', { skip }, async () => {
   const d = mkdtempSync(join(tmpdir(), 'ipsecov2-wthread-'));
   try {

@@ -85,6 +85,19 @@ export interface CaptureWriter {
   reserveBlocks(size: number): number;
   /** Take the bytes written after reserveBlocks, up to `end` (at most the size reserved). */
   commitBlocks(end: number): void;
+  /**
+   * {@link writeScattered} can be used: pcapng output to a file written by the addon's write
+   * thread.
+   */
+  readonly scatteredWrites: boolean;
+  /**
+   * Whole pcapng blocks (EPBs of declared interfaces) the caller built in `bytes`: the n pieces
+   * `bytes[iov[2i], iov[2i] + iov[2i+1])`, `total` bytes in all, written from there (no copy)
+   * after everything before. `iov` is read now; `bytes` must stay alive and untouched until
+   * `done` runs (written, or dropped after a failure). Only when {@link scatteredWrites}.
+   * @throws CaptureWriteError after close, or when not scatteredWrites.
+   */
+  writeScattered(bytes: Uint8Array, iov: Int32Array, n: number, total: number, done: () => void): void;
   /** Hand buffered bytes to the sink and wait for it (back-pressure). Call once per batch. */
   flush(): Promise<void>;
   /** Finish: flush, close, and (file targets) rename the temporary file onto the target. */
@@ -114,6 +127,8 @@ export interface Sink {
   readonly error: Error | null;
   /** Write `chunk`; `done` runs once the sink no longer needs its bytes (written, or dropped). */
   write(chunk: Buffer, done: () => void): void;
+  /** Write the n pieces of `bytes` iov gives (`total` bytes), as write() would their concatenation (ThreadFileSink only). */
+  writev?(bytes: Uint8Array, iov: Int32Array, n: number, total: number, done: () => void): void;
   wait(keep?: number): Promise<void>;
   finish(): Promise<void>;
   abort(): Promise<void>;
@@ -211,7 +226,7 @@ class FileSink extends TmpFileSink {
 /** A write queued on a {@link ThreadFileSink}'s thread: its id, its bytes (kept alive) and its callback. */
 interface QueuedWrite {
   id: number;
-  chunk: Buffer;
+  chunk: Uint8Array;
   done: () => void;
 }
 
@@ -262,6 +277,15 @@ class ThreadFileSink extends TmpFileSink {
     this.thread.write(id, this.fh.fd, chunk, this.position);
     this.position += chunk.length;
     this.queue.push({ id, chunk, done });
+    this.collect();
+  }
+
+  writev(bytes: Uint8Array, iov: Int32Array, n: number, total: number, done: () => void): void {
+    if (this.error !== null) { done(); return; }
+    const id = this.nextId++;
+    this.thread.writev(id, this.fh.fd, bytes, iov, n, this.position);
+    this.position += total;
+    this.queue.push({ id, chunk: bytes, done });
     this.collect();
   }
 
@@ -589,6 +613,18 @@ class Writer implements CaptureWriter {
     this.blocksEnd = -1;
   }
   private blocksEnd = -1;
+
+  get scatteredWrites(): boolean {
+    return this.pcapng && this.sink.writev !== undefined;
+  }
+
+  writeScattered(bytes: Uint8Array, iov: Int32Array, n: number, total: number, done: () => void): void {
+    this.checkOpen();
+    if (!this.pcapng || this.sink.writev === undefined) throw new CaptureWriteError(`${this.label}: writeScattered needs pcapng output to a file written by the addon's thread`);
+    this.emit(); // what is buffered goes first
+    this.sink.writev(bytes, iov, n, total, done);
+    this.bytesWritten += total;
+  }
 
   reserveFrame(ifId: number, tsHi: number, tsLo: number, capLen: number, origLen: number, comment: CommentEncoder | null, epbFlags: number | null = null): number {
     if (this.sink.closedByPeer) return -1;

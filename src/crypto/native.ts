@@ -18,7 +18,7 @@ import { envFlag } from '../env.js';
 import type { AhParams, AhTransform, EspParams, EspTransform, OpenResult } from './types.js';
 
 /** The addon's JS-facing API version this loader speaks (ABI_VERSION in the C file). */
-const EXPECTED_ABI = 12;
+const EXPECTED_ABI = 13;
 const ADDON_FILE = join('build', 'Release', 'ipsecov2_native.node');
 
 type Ctx = object;
@@ -49,6 +49,8 @@ interface Addon {
   threadNew(table: Ctx | null, cb: (id: number) => void, words: Int32Array): Ctx;
   /** Queue a pwrite of all of `bytes` at `position` of `fd` (a thread made with a null table). */
   threadWrite(thread: Ctx, id: number, fd: number, bytes: Uint8Array, position: number): void;
+  /** Queue a pwritev of the n pieces bytes[iov[2i], iov[2i] + iov[2i+1]) at `position` of `fd`. */
+  threadWritev(thread: Ctx, id: number, fd: number, bytes: Uint8Array, iov: Int32Array, n: number, position: number): void;
   /** Length of the words array threadNew takes. */
   threadWords: number;
   /** The main thread waits for batch `id` (stored in words[0], found not done): cb(id) comes once it is. */
@@ -63,7 +65,7 @@ interface Addon {
   madeCounts(): [number, number];
   textNew(): Ctx;
   textPiece(t: Ctx, index: number, bytes: Uint8Array): void;
-  emitBatch(t: Ctx, plan: Int32Array, n: number, arena: Uint8Array, data: Uint8Array, epb: Uint8Array | null, epbOff: number, line: Uint8Array | null, lineOff: number, ends: Int32Array): boolean;
+  emitBatch(t: Ctx, plan: Int32Array, n: number, arena: Uint8Array, data: Uint8Array, epb: Uint8Array | null, epbOff: number, line: Uint8Array | null, lineOff: number, ends: Int32Array, iov?: Int32Array | null): boolean;
 }
 
 let loaded = false;
@@ -254,6 +256,16 @@ export class NativeEmit {
    */
   emit(plan: Int32Array, n: number, arena: Uint8Array, data: Uint8Array, epb: Uint8Array | null, epbOff: number, line: Uint8Array | null, lineOff: number, ends: Int32Array): boolean {
     return this.a.emitBatch(this.t, plan, n, arena, data, epb, epbOff, line, lineOff, ends);
+  }
+
+  /**
+   * emit(), with each frame's EPB built in `data` around its payload (no payload copied), in the
+   * room plan's P_ROOM_LO..P_ROOM_HI give it and after the frame before: iov[2i], iov[2i+1] get
+   * where and how long frame i's EPB is, ends[0] their total length (NativeWriteThread.writev
+   * writes them). False, with nothing written, when an EPB would not fit its room (or as emit).
+   */
+  emitInPlace(plan: Int32Array, n: number, arena: Uint8Array, data: Uint8Array, line: Uint8Array | null, lineOff: number, ends: Int32Array, iov: Int32Array): boolean {
+    return this.a.emitBatch(this.t, plan, n, arena, data, data, 0, line, lineOff, ends, iov);
   }
 }
 
@@ -536,6 +548,15 @@ export class NativeWriteThread extends AddonThread {
   /** Queue a write of all of `bytes` at `position`; the bytes must stay alive and untouched until it is done. */
   write(id: number, fd: number, bytes: Uint8Array, position: number): void {
     this.a.threadWrite(this.h, id, fd, bytes, position);
+  }
+
+  /**
+   * Queue a write of the n pieces `bytes[iov[2i], iov[2i] + iov[2i+1])`, one after another, at
+   * `position` (pwritev: not gathered into one buffer first). `iov` is read now; the bytes must
+   * stay alive and untouched until the write is done.
+   */
+  writev(id: number, fd: number, bytes: Uint8Array, iov: Int32Array, n: number, position: number): void {
+    this.a.threadWritev(this.h, id, fd, bytes, iov, n, position);
   }
 
   /** Write `id` and every write queued before it are done (written, or failed: see firstErrno). */

@@ -36,7 +36,13 @@ export const P_HDR_LEN = 17;
 /** The payload (decrypted) in the job data. */
 export const P_PAY_OFF = 18;
 export const P_PAY_LEN = 19;
-export const P_FIELDS = 20;
+/**
+ * The bytes of the job data the frame's EPB may take when built in place around its payload
+ * (NativeEmit.emitInPlace): its job's region with the room left before and after it.
+ */
+export const P_ROOM_LO = 20;
+export const P_ROOM_HI = 21;
+export const P_FIELDS = 22;
 
 /** P_FLAGS: seq is null; seqHigh is null; the comment has no sequence number (no SPI). */
 export const F_SEQ_NULL = 1;

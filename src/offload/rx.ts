@@ -95,6 +95,16 @@ function fillRegion(c: RxCtx, d: Uint8Array, ip: IpInfo, regionStart: number, le
 /** Sequence numbers this close to 2^32 on a non-ESN SA raise SaDeleteReq ("about to run out"). */
 const SEQ_EXHAUST_MARGIN = 0x100;
 
+/**
+ * Room (RxEngine.emitRoom) before a job's region, for the EPB header (28 bytes) and the output's
+ * L2 and IP headers where the region had its ESP header and IV (an IPv4 transport frame needs 46
+ * bytes with AES-GCM, IPv6 with extension headers more), and after it, for the EPB's comment
+ * option and trailer where the region had the ESP trailer (the comment is ~120 bytes with short
+ * SA names). A frame that does not fit is written by copying, as without the room.
+ */
+export const EMIT_ROOM_BEFORE = 96;
+export const EMIT_ROOM_AFTER = 256;
+
 /** Per-frame state between prepare and process. Reused across batches. */
 export class RxCtx {
   frame!: CaptureFrame;
@@ -109,6 +119,12 @@ export class RxCtx {
   job = -1;
   /** Frame offset that the job region's first byte corresponds to. */
   regionFrameOff = 0;
+  /**
+   * The job data the frame's output may be built in, around its payload (RxEngine.emitRoom):
+   * its job region with the room before and after it. roomHi 0: none.
+   */
+  roomLo = 0;
+  roomHi = 0;
   espSeqH = -1;
   ahSeqH = -1;
   espSeq = 0;
@@ -213,6 +229,7 @@ export class RxEngine {
     c.frame = f;
     c.state = null;
     c.job = -1;
+    c.roomHi = 0;
     c.out = null;
     c.outKind = OUT_NONE;
     c.outData = null;
@@ -307,11 +324,18 @@ export class RxEngine {
     const len = ip.end - regionStart;
     const ahIv = c.hasAh ? this.ahIvLen(st) : 0;
     const auxLen = c.hasAh ? st.bundle.ah!.icvLength + ahIv : 0;
-    if (jobs.count === 0) jobs.ensure(len + auxLen + 16);
-    const off = jobs.alloc(len);
-    if (off < 0) return false;
+    const before = this.emitRoom ? EMIT_ROOM_BEFORE : 0;
+    const after = this.emitRoom ? EMIT_ROOM_AFTER : 0;
+    if (jobs.count === 0) jobs.ensure(before + len + after + auxLen + 16);
+    const at = jobs.alloc(before + len + after);
+    if (at < 0) return false;
+    const off = at + before;
     const aux = auxLen ? jobs.alloc(auxLen) : 0;
-    if (aux < 0) { jobs.used = off; return false; }
+    if (aux < 0) { jobs.used = at; return false; }
+    if (this.emitRoom) {
+      c.roomLo = at;
+      c.roomHi = off + len + after;
+    }
     const src = fromInput && !c.hasAh ? jobs.srcIndex(d.buffer) : -1;
     if (src < 0) fillRegion(c, d, ip, regionStart, len, ahOff, ahLen, auxLen, jobs.data, off, aux);
     const j = jobs.addJob();
@@ -686,6 +710,14 @@ export class RxEngine {
    * capture writer's buffer). Off by default: every frame gets an `out` Buffer.
    */
   deferOutput = false;
+
+  /**
+   * Leave room in the job data before and after each job's region (EMIT_ROOM_BEFORE/AFTER,
+   * RxCtx.roomLo/roomHi): the rx output writer then builds a frame's pcapng block around its
+   * decrypted payload where it lies and writes it from there (src/pipeline/rx-emit.ts), instead
+   * of copying the payload into the capture writer's buffer.
+   */
+  emitRoom = false;
 
   private finishReplay(c: RxCtx, st: BundleState, authenticated: boolean): void {
     let v: ReplayVerdict | null = null;

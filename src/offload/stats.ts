@@ -63,6 +63,8 @@ export class RunStats {
   /** rx frames whose output the addon wrote (src/pipeline/rx-emit.ts), and frames of runs it refused. */
   nativeOutputFrames = 0;
   refusedOutputFrames = 0;
+  /** Of nativeOutputFrames: written from the job data, their payloads not copied (rx-emit.ts). */
+  scatteredOutputFrames = 0;
   /** Helper threads made SCHED_BATCH for this run (src/pipeline/priority.ts). */
   helperThreadsBatch = 0;
   /** Bytes of glibc's heap given transparent huge pages for this process (src/pipeline/heap.ts). */
@@ -112,6 +114,7 @@ export class RunStats {
       cryptoBatchesInline: this.cryptoBatchesInline,
       cryptoBatchesOnWorkers: this.cryptoBatchesOnWorkers,
       nativeOutputFrames: this.nativeOutputFrames,
+      scatteredOutputFrames: this.scatteredOutputFrames,
       helperThreadsBatch: this.helperThreadsBatch,
       hugeHeapBytes: this.hugeHeapBytes,
       outputWriter: this.outputWriter,

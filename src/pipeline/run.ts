@@ -56,6 +56,13 @@ export interface RunOptions {
    */
   nativeEmit?: boolean | NativeEmit;
   /**
+   * rx with the addon's writer (nativeEmit) and a pcapng file its write thread writes: build the
+   * frames' blocks around their decrypted payloads in the job data and write them from there
+   * (pwritev), not copied into the writer's buffer (rx-emit.ts). Default true;
+   * IPSECOV2_NO_WRITEV=1 also turns it off. The bytes are the same either way.
+   */
+  scatteredWrites?: boolean;
+  /**
    * Make the process's other threads SCHED_BATCH so their wake-ups do not preempt the main
    * thread (priority.ts; Linux with the addon). For the CLI, which owns its process; a program
    * embedding runCapture keeps its threads as they are unless it asks.
@@ -286,11 +293,13 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
       engine.deferOutput = true;
       rxEngine = engine;
       if (native !== null) {
+        const scattered = writer !== null && writer.scatteredWrites && opts.scatteredWrites !== false && !envFlag('IPSECOV2_NO_WRITEV');
+        engine.emitRoom = scattered;
         // a run the addon refuses goes through the JS writers
         rxEmit = new RxEmitter(native, enc, engine, writer, oobOut, ifaces, (c, ifId, outLen, e) => {
           if (oobOut) writeLineJs(e);
           if (writer) writeBlockJs(c.frame, ifId, null, outLen, c, e);
-        });
+        }, scattered);
       }
       const rxe = rxEmit;
       const emit = (c: RxCtx): void => emitRecord(c.oob, c.frame, c.out, c.out !== null ? c.out.length : c.outLen, c.outRaw, opts.dropFailed && c.failed, c);
@@ -298,14 +307,21 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
         () => new RxBatch(),
         (frames, i, b) => engine.prepare(frames, i, b as RxBatch),
         (b) => {
+          if (rxe === null) { engine.process(b as RxBatch, emit); return; }
+          const jobs = (b as RxBatch).jobs;
+          rxe.batchData = jobs.data;
           engine.process(b as RxBatch, emit);
-          rxe?.flush();
+          rxe.flush();
+          // its job data written from where it is: the batch takes another buffer
+          const next = rxe.retire(jobs.data);
+          if (next !== null) jobs.data = next;
         },
         engine.slotDefs, writer, oobOut, sched,
         (b) => (data, meta) => engine.rebuildJobs(b as RxBatch, data, meta));
       if (rxe) {
         stats.nativeOutputFrames = rxe.nativeFrames;
         stats.refusedOutputFrames = rxe.refusedFrames;
+        stats.scatteredOutputFrames = rxe.scatteredFrames;
       }
     } else {
       const engine = new TxEngine(opts.sa, { ivSeed: opts.ivSeed, mtu: opts.mtu }, env, timeline);

@@ -7,13 +7,20 @@
  * Why: per frame the JS writers spend ~1 µs on the pcapng block, the OOB line and the comment
  * (a few dozen set() calls and small copies); one N-API call costs ~150 ns, as much as a
  * JS-written line, so the addon only pays when it writes many frames per call.
+ *
+ * Written from the job data (`scattered`: a file the addon's write thread writes, the engine's
+ * emitRoom on): each frame's pcapng block is built around its decrypted payload where the crypto
+ * step left it, in the room its job left before and after it, and the thread writes the blocks
+ * from there (pwritev), so no payload is copied on this thread. The batch's job data then belongs
+ * to the writer until written: the pipeline gives the batch another buffer (retire()). A run that
+ * does not fit its room (headers longer than the room, long SA names) is copied as before.
  */
 import type { CaptureWriter } from '../capture/writer.js';
 import type { CaptureInterface } from '../capture/types.js';
 import type { NativeEmit } from '../crypto/native.js';
 import { RxOobEncoder } from '../offload/oob-encode.js';
 import type { RxCtx, RxEngine } from '../offload/rx.js';
-import { P_CAP, P_FIELDS, P_HDR_LEN, P_HDR_OFF, P_IF, P_ORIG, P_PAY_LEN, P_PAY_OFF, P_PRE_LEN, P_PRE_OFF, P_TS_HI, P_TS_LO } from '../offload/emit-plan.js';
+import { P_CAP, P_FIELDS, P_HDR_LEN, P_HDR_OFF, P_IF, P_ORIG, P_PAY_LEN, P_PAY_OFF, P_PRE_LEN, P_PRE_OFF, P_ROOM_HI, P_ROOM_LO, P_TS_HI, P_TS_LO } from '../offload/emit-plan.js';
 import type { OutputFile } from './output.js';
 
 /** Frames per run, and the output bytes (bounds) after which a run is written. */
@@ -21,11 +28,27 @@ const MAX_FRAMES = 1024;
 const MAX_BYTES = 512 << 10;
 /** Header bytes kept per run (L2 + IP headers, timestamp date parts). */
 const ARENA = 256 << 10;
+/** Job data buffers kept for reuse once written (see retire). */
+const SPARE_DATA = 4;
+
+/** A batch's job data handed to the writer, and its writes not done yet. */
+class HandedData {
+  pending = 0;
+  /** The batch has another buffer now: this one is reusable once `pending` is 0. */
+  retired = false;
+  constructor(readonly data: Uint8Array) {}
+}
 
 export class RxEmitter {
   private readonly plan = new Int32Array(MAX_FRAMES * P_FIELDS);
   private readonly arena = new Uint8Array(ARENA);
   private readonly ends = new Int32Array(2);
+  private readonly iov = new Int32Array(MAX_FRAMES * 2);
+  /** The job data of the batch being processed (set by the pipeline before each batch); only frames whose payload is there are written from it. */
+  batchData: Uint8Array | null = null;
+  /** batchData handed to the writer (null: not). */
+  private handed: HandedData | null = null;
+  private readonly spares: Uint8Array[] = [];
   /** The frames of the run (for the JS writers if the addon refuses it). */
   private readonly ctxs: RxCtx[] = [];
   private n = 0;
@@ -48,6 +71,8 @@ export class RxEmitter {
     private readonly ifaces: readonly CaptureInterface[],
     /** Writes one frame the JS way (its record loaded in `e`): OOB line, then block. */
     private readonly writeJs: (c: RxCtx, ifId: number, outLen: number, e: RxOobEncoder) => void,
+    /** Frames are written from the job data (see above): the writer's scatteredWrites and the engine's emitRoom. */
+    private readonly scattered = false,
   ) {}
 
   /** The encoder of runs the addon refused (the pipeline's own holds the current record). */
@@ -88,6 +113,8 @@ export class RxEmitter {
     plan[b + P_HDR_LEN] = h;
     plan[b + P_PAY_OFF] = c.outA;
     plan[b + P_PAY_LEN] = payLen;
+    plan[b + P_ROOM_LO] = c.roomLo;
+    plan[b + P_ROOM_HI] = c.roomHi;
     this.arenaLen += h;
     this.data = data;
     this.ctxs[this.n] = c;
@@ -108,6 +135,7 @@ export class RxEmitter {
     this.n = 0;
     const w = this.writer;
     const o = this.oob;
+    if (this.scattered && w !== null && this.data === this.batchData && this.writeFromData(w, o, n)) return;
     const wOff = w !== null ? w.reserveBlocks(this.epbBound) : -1;
     const lOff = o !== null ? o.reserve(this.lineBound) : -1;
     const ok = this.ne.emit(this.plan, n, this.arena, this.data!, wOff >= 0 ? w!.frameBuf : null, wOff < 0 ? 0 : wOff, lOff >= 0 ? o!.buffer : null, lOff < 0 ? 0 : lOff, this.ends);
@@ -129,6 +157,10 @@ export class RxEmitter {
       }
       this.refusedFrames += n;
     }
+    this.endRun(n);
+  }
+
+  private endRun(n: number): void {
     this.arenaLen = 0;
     this.pre = null;
     this.data = null;
@@ -137,7 +169,58 @@ export class RxEmitter {
     this.ctxs.fill(undefined as unknown as RxCtx, 0, n);
   }
 
+  /** The run's blocks built in the job data and handed to the writer from there; false (nothing written) when one does not fit its room. */
+  private writeFromData(w: CaptureWriter, o: OutputFile | null, n: number): boolean {
+    const data = this.data!;
+    const lOff = o !== null ? o.reserve(this.lineBound) : -1;
+    if (!this.ne.emitInPlace(this.plan, n, this.arena, data, lOff >= 0 ? o!.buffer : null, lOff < 0 ? 0 : lOff, this.ends, this.iov)) {
+      if (lOff >= 0) o!.commit(lOff);
+      return false;
+    }
+    if (lOff >= 0) o!.commit(this.ends[1]!);
+    let h = this.handed;
+    if (h === null) h = this.handed = new HandedData(data);
+    h.pending++;
+    const handed = h;
+    w.writeScattered(data, this.iov, n, this.ends[0]!, () => {
+      if (--handed.pending === 0 && handed.retired) this.spare(handed.data);
+    });
+    this.nativeFrames += n;
+    this.scatteredFrames += n;
+    this.endRun(n);
+    return true;
+  }
+
+  private spare(d: Uint8Array): void {
+    if (this.spares.length < SPARE_DATA) this.spares.push(d);
+  }
+
+  /**
+   * After a batch (and flush()): null when its job data `data` is still its own, else the buffer
+   * it must take instead (as large; a spare whose writes are done, or new), `data` now being
+   * the writer's until written.
+   */
+  retire(data: Uint8Array): Uint8Array | null {
+    const h = this.handed;
+    this.batchData = null;
+    if (h === null) return null;
+    this.handed = null;
+    if (h.pending === 0 || h.data !== data) return null; // written already: the batch keeps it
+    h.retired = true;
+    const sp = this.spares;
+    for (let i = sp.length - 1; i >= 0; i--) {
+      const d = sp[i]!;
+      if (d.length === data.length) {
+        sp.splice(i, 1);
+        return d;
+      }
+    }
+    return new Uint8Array(new ArrayBuffer(data.length));
+  }
+
   /** Frames written by the addon so far, and frames of runs it refused (then written by JS). */
   nativeFrames = 0;
   refusedFrames = 0;
+  /** Of nativeFrames: written from the job data (no payload copied). */
+  scatteredFrames = 0;
 }
