@@ -104,6 +104,13 @@ const SEQ_EXHAUST_MARGIN = 0x100;
  */
 export const EMIT_ROOM_BEFORE = 96;
 export const EMIT_ROOM_AFTER = 256;
+/**
+ * Jobs shorter than this get no room: their frames are copied. Small frames written from the job
+ * data were slower (64 B payloads, 1.6M frames: 1.92 s against 1.29 s copied): a piece per frame
+ * of ~250 bytes costs the kernel more than the copy saves, and the room spreads the jobs over
+ * four times the memory.
+ */
+export const EMIT_ROOM_MIN_LEN = 512;
 
 /** Per-frame state between prepare and process. Reused across batches. */
 export class RxCtx {
@@ -324,15 +331,16 @@ export class RxEngine {
     const len = ip.end - regionStart;
     const ahIv = c.hasAh ? this.ahIvLen(st) : 0;
     const auxLen = c.hasAh ? st.bundle.ah!.icvLength + ahIv : 0;
-    const before = this.emitRoom ? EMIT_ROOM_BEFORE : 0;
-    const after = this.emitRoom ? EMIT_ROOM_AFTER : 0;
+    const room = this.emitRoom && len >= EMIT_ROOM_MIN_LEN;
+    const before = room ? EMIT_ROOM_BEFORE : 0;
+    const after = room ? EMIT_ROOM_AFTER : 0;
     if (jobs.count === 0) jobs.ensure(before + len + after + auxLen + 16);
     const at = jobs.alloc(before + len + after);
     if (at < 0) return false;
     const off = at + before;
     const aux = auxLen ? jobs.alloc(auxLen) : 0;
     if (aux < 0) { jobs.used = at; return false; }
-    if (this.emitRoom) {
+    if (room) {
       c.roomLo = at;
       c.roomHi = off + len + after;
     }
