@@ -354,8 +354,11 @@ class StreamSink implements Sink {
   write(chunk: Buffer, done: () => void): void {
     if (this.closedByPeer || this.error !== null) { done(); return; }
     try {
-      // the callback runs once the stream is done with the chunk (written or failed)
-      if (!this.s.write(chunk, () => done())) this.needDrain = true;
+      // the callback runs once the stream is done with the chunk (written or failed), with the
+      // error first: the 'error' event comes a tick later, and a finish() in between saw only a
+      // destroyed stream (ERR_STREAM_DESTROYED from end(), taken for a reader gone): a full
+      // device's ENOSPC was missed now and then, and the run ended with status 0
+      if (!this.s.write(chunk, (e?: Error | null) => { if (e) this.onError(e as NodeJS.ErrnoException); done(); })) this.needDrain = true;
     } catch (e) {
       this.onError(e as NodeJS.ErrnoException);
     }
