@@ -29,8 +29,8 @@
  *   textPiece(text, index, bytes)           keep a copy of bytes as piece `index`
  *   emitBatch(text, plan, n, arena, data, epbBuf, epbOff, lineBuf, lineOff, ends, iov?) -> bool
  *                                        pcapng EPBs and OOB lines of n planned rx frames; with
- *                                        iov (epbBuf = data) each EPB is built around its payload
- *                                        where it lies in data, and iov says where (threadWritev)
+ *                                        iov, EPBs that fit are built around their payloads where
+ *                                        they lie in data, and iov says where (threadWritev)
  *   threadBatch(tid) -> bool             thread `tid` of this process (Linux) scheduled as
  *                                        SCHED_BATCH: same CPU share, but its wake-ups do not
  *                                        preempt a running thread (src/pipeline/priority.ts)
@@ -60,7 +60,8 @@
  *                                        a thread for writes only); done like a batch, the
  *                                        write's errno (0: written) where a batch has its
  *                                        deferred count
- *   threadWritev(thread, id, fd, bytes, iov, n, pos)  the same, of n pieces of bytes (pwritev)
+ *   threadWritev(thread, id, fd, bytes, iov, n, pos, aux?)  the same, of n pieces of bytes or
+ *                                        aux (pwritev)
  */
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
@@ -1613,12 +1614,15 @@ static napi_value js_thread_write(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* threadWritev(thread, id, fd, bytes, iov, n, position): as threadWrite, of the n pieces
-   bytes[iov[2i], iov[2i] + iov[2i+1]) one after another (pwritev: no copy into one buffer). iov
-   is an Int32Array; every piece lies inside `bytes` and is not empty. */
+/* threadWritev(thread, id, fd, bytes, iov, n, position, aux?): as threadWrite, of the n pieces
+   bytes[iov[2i], iov[2i] + iov[2i+1]) one after another (pwritev: no copy into one buffer); a
+   piece whose offset is -(k + 1) is aux[k, k + iov[2i+1]). iov is an Int32Array; every piece lies
+   inside its buffer and is not empty. The caller keeps both buffers alive and untouched until
+   the write is done. */
 static napi_value js_thread_writev(napi_env env, napi_callback_info info) {
-  size_t argc = 7, ilen = 0;
-  napi_value argv[7];
+  size_t argc = 8, ilen = 0, alen = 0;
+  napi_value argv[8];
+  uint8_t *ap = NULL;
   cthread *c;
   tjob *j;
   int32_t id, fd, n, i;
@@ -1633,14 +1637,17 @@ static napi_value js_thread_writev(napi_env env, napi_callback_info info) {
       !get_bytes(env, argv[3], &p, &blen) || p == NULL || napi_get_typedarray_info(env, argv[4], &it, &ilen, &ip, NULL, NULL) != napi_ok || it != napi_int32_array ||
       !get_i32(env, argv[5], &n) || n <= 0 || (size_t)n * 2 > ilen || !get_i64(env, argv[6], &pos) || pos < 0)
     return throw_type(env, "threadWritev: an open thread, an id, an fd, bytes, an Int32Array of pieces, their count (> 0) and a position");
+  if (argc >= 8 && !is_nullish(env, argv[7]) && !get_bytes(env, argv[7], &ap, &alen)) return throw_type(env, "threadWritev: aux must be bytes");
   iv = (const int32_t *)ip;
-  for (i = 0; i < n; i++)
-    if (iv[2 * i] < 0 || iv[2 * i + 1] <= 0 || (size_t)iv[2 * i] + (size_t)iv[2 * i + 1] > blen) return throw_range(env, "threadWritev: a piece outside the bytes");
+  for (i = 0; i < n; i++) {
+    int64_t o = iv[2 * i] >= 0 ? iv[2 * i] : -(int64_t)iv[2 * i] - 1;
+    if (iv[2 * i + 1] <= 0 || (size_t)o + (size_t)iv[2 * i + 1] > (iv[2 * i] >= 0 ? blen : alen)) return throw_range(env, "threadWritev: a piece outside its buffer");
+  }
   j = (tjob *)calloc(1, sizeof(*j) + (size_t)n * sizeof(struct iovec));
   if (!j) return throw_range(env, "threadWritev: out of memory");
   j->iov = (struct iovec *)(j + 1);
   for (i = 0; i < n; i++) {
-    j->iov[i].iov_base = p + iv[2 * i];
+    j->iov[i].iov_base = iv[2 * i] >= 0 ? p + iv[2 * i] : ap + (-(int64_t)iv[2 * i] - 1);
     j->iov[i].iov_len = (size_t)iv[2 * i + 1];
     total += (size_t)iv[2 * i + 1];
   }
@@ -1725,6 +1732,7 @@ typedef struct {
 typedef struct {
   const txt_piece *saJson, *tail, *saComment, *replay;
   uint32_t commentLen, epbLen, lineLen;
+  int32_t at; /* in place: where in data the EPB goes, or -1: in epbBuf */
 } emit_sizes;
 
 typedef struct {
@@ -1929,11 +1937,14 @@ static uint8_t *emit_line(uint8_t *p, const int32_t *f, const emit_sizes *z, con
  * false (nothing written) when a plan entry is out of range or the output does not fit: the
  * caller then writes those frames itself.
  *
- * In place (iov given, epbBuf is data, epbOff 0): frame i's EPB is built in data around its
- * payload, from P_PAY_OFF - P_HDR_LEN - 28 on, and must lie in data[P_ROOM_LO, P_ROOM_HI) (room
- * the frame's job left before and after its bytes), after frame i - 1's; iov[2i], iov[2i+1] =
- * where and how long, and ends[0] = the EPBs' total length. No payload is copied: the EPBs go to
- * the file from there (threadWritev).
+ * In place (iov given; ends: Int32Array(5)): a frame's EPB is built in data around its payload,
+ * from P_PAY_OFF - P_HDR_LEN - 28 on, when it fits data[P_ROOM_LO, P_ROOM_HI) (room the frame's
+ * job left before and after its bytes) after the last EPB built in data; other frames' EPBs are
+ * built one after another in epbBuf from epbOff on, as without iov. iov gets the pieces to write,
+ * in order, as (offset, length) pairs: offset >= 0 in data, -(k + 1) for epbBuf[k] (consecutive
+ * EPBs in epbBuf are one piece). ends = [the EPBs' total length, line end, epbBuf end, pieces,
+ * EPBs built in data]. Those payloads are not copied: the EPBs go to the file from where they are
+ * (threadWritev with epbBuf as its second buffer).
  */
 static napi_value js_emit_batch(napi_env env, napi_callback_info info) {
   size_t argc = 11, alen, dlen, wlen = 0, llen = 0, plen, elen, ilen = 0;
@@ -1942,6 +1953,7 @@ static napi_value js_emit_batch(napi_env env, napi_callback_info info) {
   void *ivp = NULL;
   napi_typedarray_type ivt;
   int64_t prevEnd = 0;
+  uint64_t inData = 0;
   txt_st *t;
   int32_t n, wOff, lOff, i;
   uint8_t *arena, *data, *wbuf = NULL, *lbuf = NULL, *wp, *lp;
@@ -1965,7 +1977,7 @@ static napi_value js_emit_batch(napi_env env, napi_callback_info info) {
   if (argc >= 11 && !is_nullish(env, argv[10])) {
     if (napi_get_typedarray_info(env, argv[10], &ivt, &ilen, &ivp, NULL, NULL) != napi_ok || ivt != napi_int32_array || ilen < (size_t)n * 2)
       return throw_type(env, "emitBatch: iov must be an Int32Array of 2 entries per frame");
-    if (wbuf != data || wlen != dlen || wOff != 0) return throw_type(env, "emitBatch: in place, the EPB buffer is the data, from 0");
+    if (wbuf == NULL || elen < 5) return throw_type(env, "emitBatch: in place needs an EPB buffer and 5 ends");
     iov = (int32_t *)ivp;
   }
   if ((uint32_t)n > t->zcap) {
@@ -1979,29 +1991,51 @@ static napi_value js_emit_batch(napi_env env, napi_callback_info info) {
   for (i = 0; i < n; i++) {
     const int32_t *f = plan + (size_t)i * P_FIELDS;
     if (!emit_check(t, f, alen, dlen, wbuf != NULL, lbuf != NULL, &zs[i])) goto refuse;
+    zs[i].at = -1;
     if (iov) {
-      /* the block around the payload: inside the frame's room, after the last block */
+      /* the block around the payload: inside the frame's room, after the last block there */
       int64_t at = (int64_t)f[P_PAY_OFF] - f[P_HDR_LEN] - 28;
-      if (at < prevEnd || at < f[P_ROOM_LO] || f[P_ROOM_HI] < 0 || (uint64_t)f[P_ROOM_HI] > dlen || at + (int64_t)zs[i].epbLen > f[P_ROOM_HI]) goto refuse;
-      prevEnd = at + (int64_t)zs[i].epbLen;
+      if (at >= prevEnd && at >= f[P_ROOM_LO] && f[P_ROOM_HI] >= 0 && (uint64_t)f[P_ROOM_HI] <= dlen && at + (int64_t)zs[i].epbLen <= f[P_ROOM_HI]) {
+        zs[i].at = (int32_t)at;
+        prevEnd = at + (int64_t)zs[i].epbLen;
+        inData += zs[i].epbLen;
+      }
     }
     wNeed += zs[i].epbLen;
     lNeed += zs[i].lineLen;
   }
-  if ((!iov && (uint64_t)wOff + wNeed > wlen) || (uint64_t)lOff + lNeed > llen) goto refuse;
+  if ((uint64_t)wOff + (wNeed - inData) > wlen || (uint64_t)lOff + lNeed > llen || wNeed > 0x7fffffff) goto refuse;
   wp = wbuf ? wbuf + wOff : NULL;
   lp = lbuf ? lbuf + lOff : NULL;
   if (iov) {
+    int32_t pieces = 0, built = 0;
     for (i = 0; i < n; i++) {
       const int32_t *f = plan + (size_t)i * P_FIELDS;
-      int32_t at = f[P_PAY_OFF] - f[P_HDR_LEN] - 28;
-      emit_epb(data + at, f, &zs[i], arena, data);
-      iov[2 * i] = at;
-      iov[2 * i + 1] = (int32_t)zs[i].epbLen;
+      int32_t len = (int32_t)zs[i].epbLen;
+      if (zs[i].at >= 0) {
+        emit_epb(data + zs[i].at, f, &zs[i], arena, data);
+        iov[2 * pieces] = zs[i].at;
+        iov[2 * pieces + 1] = len;
+        pieces++;
+        built++;
+      } else {
+        int32_t k = (int32_t)(wp - wbuf);
+        wp = emit_epb(wp, f, &zs[i], arena, data);
+        /* right after the last piece in epbBuf: the same piece */
+        if (pieces > 0 && iov[2 * pieces - 2] < 0 && -(iov[2 * pieces - 2] + 1) + iov[2 * pieces - 1] == k) iov[2 * pieces - 1] += len;
+        else {
+          iov[2 * pieces] = -(k + 1);
+          iov[2 * pieces + 1] = len;
+          pieces++;
+        }
+      }
       if (lp) lp = emit_line(lp, f, &zs[i], arena);
     }
     ((int32_t *)ep)[0] = (int32_t)wNeed;
     ((int32_t *)ep)[1] = lp ? (int32_t)(lp - lbuf) : lOff;
+    ((int32_t *)ep)[2] = (int32_t)(wp - wbuf);
+    ((int32_t *)ep)[3] = pieces;
+    ((int32_t *)ep)[4] = built;
     CHECK(napi_get_boolean(env, true, &out));
     return out;
   }

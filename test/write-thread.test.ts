@@ -63,7 +63,7 @@ test('write thread: 300 writes of 1 B to 70 kB land at their positions, in order
   }
 });
 
-test('write thread: writev of 1 to 3000 pieces (past IOV_MAX, 1024) of one buffer lands in order, between plain writes', { skip }, async () => {
+test('write thread: writev of 1 to 3000 pieces (past IOV_MAX, 1024) of two buffers lands in order, between plain writes', { skip }, async () => {
   const d = mkdtempSync(join(tmpdir(), 'ipsecov2-wthread-'));
   try {
     const f = join(d, 'out');
@@ -75,18 +75,22 @@ test('write thread: writev of 1 to 3000 pieces (past IOV_MAX, 1024) of one buffe
     let id = 0;
     for (const pieces of [1, 7, 1024, 1025, 3000]) {
       const bytes = r.bytes(pieces * 64 + 100);
+      const aux = r.bytes(5000);
       const iov = new Int32Array(pieces * 2 + 2); // longer than needed: only n pairs are read
-      // pieces out of order and of 1..64 bytes, some overlapping, so a piece skipped or repeated shows
+      // pieces out of order and of 1..64 bytes, some overlapping, so a piece skipped or repeated
+      // shows; one in three from aux (offset -(k + 1))
       let total = 0;
       for (let i = 0; i < pieces; i++) {
-        const at = r.int(bytes.length - 64);
+        const fromAux = r.int(3) === 0;
+        const src = fromAux ? aux : bytes;
+        const at = r.int(src.length - 64);
         const len = 1 + r.int(64);
-        iov[2 * i] = at;
+        iov[2 * i] = fromAux ? -(at + 1) : at;
         iov[2 * i + 1] = len;
-        expect.push(Buffer.from(bytes.subarray(at, at + len)));
+        expect.push(Buffer.from(src.subarray(at, at + len)));
         total += len;
       }
-      t.writev(++id, fd, bytes, iov, pieces, pos);
+      t.writev(++id, fd, bytes, iov, pieces, pos, aux);
       pos += total;
       const plain = r.bytes(1 + r.int(5000));
       t.write(++id, fd, plain, pos);
@@ -103,14 +107,15 @@ test('write thread: writev of 1 to 3000 pieces (past IOV_MAX, 1024) of one buffe
   }
 });
 
-test('write thread: writev arguments are checked (a piece outside the bytes, empty, no pieces)', { skip }, () => {
+test('write thread: writev arguments are checked (a piece outside its buffer, empty, no pieces)', { skip }, () => {
   const d = mkdtempSync(join(tmpdir(), 'ipsecov2-wthread-'));
   try {
     const fd = openSync(join(d, 'out'), 'w');
     const { t } = startThread();
     const b = Buffer.alloc(100);
     assert.throws(() => t.writev(1, fd, b, Int32Array.of(90, 11), 1, 0), RangeError);
-    assert.throws(() => t.writev(1, fd, b, Int32Array.of(-1, 5), 1, 0), RangeError);
+    assert.throws(() => t.writev(1, fd, b, Int32Array.of(-1, 5), 1, 0), RangeError, 'in aux, and no aux');
+    assert.throws(() => t.writev(1, fd, b, Int32Array.of(-91, 11), 1, 0, Buffer.alloc(100)), RangeError, 'past the end of aux');
     assert.throws(() => t.writev(1, fd, b, Int32Array.of(0, 0), 1, 0), RangeError);
     assert.throws(() => t.writev(1, fd, b, Int32Array.of(0, 5), 2, 0), TypeError, 'fewer pairs than pieces');
     assert.throws(() => t.writev(1, fd, b, Int32Array.of(0, 5), 0, 0), TypeError);

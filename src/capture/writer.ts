@@ -86,18 +86,21 @@ export interface CaptureWriter {
   /** Take the bytes written after reserveBlocks, up to `end` (at most the size reserved). */
   commitBlocks(end: number): void;
   /**
-   * {@link writeScattered} can be used: pcapng output to a file written by the addon's write
+   * {@link commitScattered} can be used: pcapng output to a file written by the addon's write
    * thread.
    */
   readonly scatteredWrites: boolean;
   /**
-   * Whole pcapng blocks (EPBs of declared interfaces) the caller built in `bytes`: the n pieces
-   * `bytes[iov[2i], iov[2i] + iov[2i+1])`, `total` bytes in all, written from there (no copy)
-   * after everything before. `iov` is read now; `bytes` must stay alive and untouched until
-   * `done` runs (written, or dropped after a failure). Only when {@link scatteredWrites}.
-   * @throws CaptureWriteError after close, or when not scatteredWrites.
+   * After {@link reserveBlocks}: whole pcapng blocks (EPBs of declared interfaces) the caller
+   * built partly in `bytes` and partly in `frameBuf` from the reserved offset up to `end`,
+   * written from where they are (no copy into one buffer) after everything before, in the order
+   * of the n pieces of `iov`: `(offset, length)` pairs, in `bytes`, or at `frameBuf[k]` for an
+   * offset -(k + 1); `total` bytes in all. `iov` is read now; `bytes` must stay alive and
+   * untouched until `done` runs (written, or dropped after a failure). Only when
+   * {@link scatteredWrites}.
+   * @throws CaptureWriteError after close, outside the reservation, or when not scatteredWrites.
    */
-  writeScattered(bytes: Uint8Array, iov: Int32Array, n: number, total: number, done: () => void): void;
+  commitScattered(end: number, bytes: Uint8Array, iov: Int32Array, n: number, total: number, done: () => void): void;
   /** Hand buffered bytes to the sink and wait for it (back-pressure). Call once per batch. */
   flush(): Promise<void>;
   /** Finish: flush, close, and (file targets) rename the temporary file onto the target. */
@@ -127,8 +130,8 @@ export interface Sink {
   readonly error: Error | null;
   /** Write `chunk`; `done` runs once the sink no longer needs its bytes (written, or dropped). */
   write(chunk: Buffer, done: () => void): void;
-  /** Write the n pieces of `bytes` iov gives (`total` bytes), as write() would their concatenation (ThreadFileSink only). */
-  writev?(bytes: Uint8Array, iov: Int32Array, n: number, total: number, done: () => void): void;
+  /** Write the n pieces of `bytes` (or `aux`) iov gives (`total` bytes), as write() would their concatenation (ThreadFileSink only; see NativeWriteThread.writev). */
+  writev?(bytes: Uint8Array, iov: Int32Array, n: number, total: number, aux: Uint8Array | null, done: () => void): void;
   wait(keep?: number): Promise<void>;
   finish(): Promise<void>;
   abort(): Promise<void>;
@@ -280,10 +283,10 @@ class ThreadFileSink extends TmpFileSink {
     this.collect();
   }
 
-  writev(bytes: Uint8Array, iov: Int32Array, n: number, total: number, done: () => void): void {
+  writev(bytes: Uint8Array, iov: Int32Array, n: number, total: number, aux: Uint8Array | null, done: () => void): void {
     if (this.error !== null) { done(); return; }
     const id = this.nextId++;
-    this.thread.writev(id, this.fh.fd, bytes, iov, n, this.position);
+    this.thread.writev(id, this.fh.fd, bytes, iov, n, this.position, aux);
     this.position += total;
     this.queue.push({ id, chunk: bytes, done });
     this.collect();
@@ -621,11 +624,19 @@ class Writer implements CaptureWriter {
     return this.pcapng && this.sink.writev !== undefined;
   }
 
-  writeScattered(bytes: Uint8Array, iov: Int32Array, n: number, total: number, done: () => void): void {
-    this.checkOpen();
-    if (!this.pcapng || this.sink.writev === undefined) throw new CaptureWriteError(`${this.label}: writeScattered needs pcapng output to a file written by the addon's thread`);
-    this.emit(); // what is buffered goes first
-    this.sink.writev(bytes, iov, n, total, done);
+  commitScattered(end: number, bytes: Uint8Array, iov: Int32Array, n: number, total: number, done: () => void): void {
+    if (this.sink.writev === undefined) throw new CaptureWriteError(`${this.label}: commitScattered needs pcapng output to a file written by the addon's thread`);
+    if (end < this.len || end > this.blocksEnd) throw new CaptureWriteError(`${this.label}: commitScattered(${end}) outside the reserved ${this.len}..${this.blocksEnd}`);
+    this.emit(); // what is buffered before the reservation goes first
+    // the pieces in this buffer are written by the writev: it is not reused before that is done
+    const ob = this.cur;
+    ob.pending++;
+    this.sink.writev(bytes, iov, n, total, this.buf, () => {
+      if (--ob.pending === 0 && ob.retired) this.recycle(ob);
+      done();
+    });
+    this.start = this.len = end;
+    this.blocksEnd = -1;
     this.bytesWritten += total;
   }
 

@@ -49,8 +49,8 @@ interface Addon {
   threadNew(table: Ctx | null, cb: (id: number) => void, words: Int32Array): Ctx;
   /** Queue a pwrite of all of `bytes` at `position` of `fd` (a thread made with a null table). */
   threadWrite(thread: Ctx, id: number, fd: number, bytes: Uint8Array, position: number): void;
-  /** Queue a pwritev of the n pieces bytes[iov[2i], iov[2i] + iov[2i+1]) at `position` of `fd`. */
-  threadWritev(thread: Ctx, id: number, fd: number, bytes: Uint8Array, iov: Int32Array, n: number, position: number): void;
+  /** Queue a pwritev of the n pieces bytes[iov[2i], iov[2i] + iov[2i+1]) (aux[k..] for an offset -(k + 1)) at `position` of `fd`. */
+  threadWritev(thread: Ctx, id: number, fd: number, bytes: Uint8Array, iov: Int32Array, n: number, position: number, aux?: Uint8Array | null): void;
   /** Length of the words array threadNew takes. */
   threadWords: number;
   /** The main thread waits for batch `id` (stored in words[0], found not done): cb(id) comes once it is. */
@@ -259,13 +259,15 @@ export class NativeEmit {
   }
 
   /**
-   * emit(), with each frame's EPB built in `data` around its payload (no payload copied), in the
-   * room plan's P_ROOM_LO..P_ROOM_HI give it and after the frame before: iov[2i], iov[2i+1] get
-   * where and how long frame i's EPB is, ends[0] their total length (NativeWriteThread.writev
-   * writes them). False, with nothing written, when an EPB would not fit its room (or as emit).
+   * emit(), with the EPB of each frame that fits built in `data` around its payload (no payload
+   * copied), in the room plan's P_ROOM_LO..P_ROOM_HI give it and after the last one built there;
+   * the others' EPBs go one after another into `epb` from epbOff. iov gets the pieces to write in
+   * order, (offset, length) pairs: in data, or at epb[k] for an offset -(k + 1), consecutive ones
+   * in epb merged; ends (5) = [total length, line end, epb end, pieces, EPBs built in data]
+   * (NativeWriteThread.writev writes them, epb as its aux). False, with nothing written, as emit.
    */
-  emitInPlace(plan: Int32Array, n: number, arena: Uint8Array, data: Uint8Array, line: Uint8Array | null, lineOff: number, ends: Int32Array, iov: Int32Array): boolean {
-    return this.a.emitBatch(this.t, plan, n, arena, data, data, 0, line, lineOff, ends, iov);
+  emitInPlace(plan: Int32Array, n: number, arena: Uint8Array, data: Uint8Array, epb: Uint8Array, epbOff: number, line: Uint8Array | null, lineOff: number, ends: Int32Array, iov: Int32Array): boolean {
+    return this.a.emitBatch(this.t, plan, n, arena, data, epb, epbOff, line, lineOff, ends, iov);
   }
 }
 
@@ -551,12 +553,13 @@ export class NativeWriteThread extends AddonThread {
   }
 
   /**
-   * Queue a write of the n pieces `bytes[iov[2i], iov[2i] + iov[2i+1])`, one after another, at
-   * `position` (pwritev: not gathered into one buffer first). `iov` is read now; the bytes must
-   * stay alive and untouched until the write is done.
+   * Queue a write of the n pieces `bytes[iov[2i], iov[2i] + iov[2i+1])` (a piece whose offset is
+   * -(k + 1): `aux[k, k + iov[2i+1])`), one after another, at `position` (pwritev: not gathered
+   * into one buffer first). `iov` is read now; the bytes must stay alive and untouched until the
+   * write is done.
    */
-  writev(id: number, fd: number, bytes: Uint8Array, iov: Int32Array, n: number, position: number): void {
-    this.a.threadWritev(this.h, id, fd, bytes, iov, n, position);
+  writev(id: number, fd: number, bytes: Uint8Array, iov: Int32Array, n: number, position: number, aux: Uint8Array | null = null): void {
+    this.a.threadWritev(this.h, id, fd, bytes, iov, n, position, aux);
   }
 
   /** Write `id` and every write queued before it are done (written, or failed: see firstErrno). */

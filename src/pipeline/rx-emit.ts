@@ -9,11 +9,13 @@
  * JS-written line, so the addon only pays when it writes many frames per call.
  *
  * Written from the job data (`scattered`: a file the addon's write thread writes, the engine's
- * emitRoom on): each frame's pcapng block is built around its decrypted payload where the crypto
+ * emitRoom on): a frame's pcapng block is built around its decrypted payload where the crypto
  * step left it, in the room its job left before and after it, and the thread writes the blocks
  * from there (pwritev), so no payload is copied on this thread. The batch's job data then belongs
- * to the writer until written: the pipeline gives the batch another buffer (retire()). A run that
- * does not fit its room (headers longer than the room, long SA names) is copied as before.
+ * to the writer until written: the pipeline gives the batch another buffer (retire()). Frames
+ * that do not fit their room (a job too small to get any, headers longer than the room, long SA
+ * names) are copied into the writer's buffer as before, and that part of the buffer is a piece
+ * of the same pwritev.
  */
 import type { CaptureWriter } from '../capture/writer.js';
 import type { CaptureInterface } from '../capture/types.js';
@@ -47,7 +49,7 @@ class HandedData {
 export class RxEmitter {
   private readonly plan = new Int32Array(MAX_FRAMES * P_FIELDS);
   private readonly arena = new Uint8Array(ARENA);
-  private readonly ends = new Int32Array(2);
+  private readonly ends = new Int32Array(5);
   private readonly iov = new Int32Array(MAX_FRAMES * 2);
   /** The job data of the batch being processed (set by the pipeline before each batch); only frames whose payload is there are written from it. */
   batchData: Uint8Array | null = null;
@@ -66,6 +68,8 @@ export class RxEmitter {
   /** Upper bounds of the run's pcapng blocks and OOB lines. */
   private epbBound = 0;
   private lineBound = 0;
+  /** Frames of the run whose job has room for their block. */
+  private roomy = 0;
 
   constructor(
     private readonly ne: NativeEmit,
@@ -120,6 +124,7 @@ export class RxEmitter {
     plan[b + P_PAY_LEN] = payLen;
     plan[b + P_ROOM_LO] = c.roomLo;
     plan[b + P_ROOM_HI] = c.roomHi;
+    if (c.roomHi > 0) this.roomy++;
     this.arenaLen += h;
     this.data = data;
     this.ctxs[this.n] = c;
@@ -140,7 +145,7 @@ export class RxEmitter {
     this.n = 0;
     const w = this.writer;
     const o = this.oob;
-    if (this.scattered && w !== null && this.data === this.batchData && this.writeFromData(w, o, n)) return;
+    if (this.scattered && w !== null && this.roomy > 0 && this.data === this.batchData && this.writeFromData(w, o, n)) return;
     const wOff = w !== null ? w.reserveBlocks(this.epbBound) : -1;
     const lOff = o !== null ? o.reserve(this.lineBound) : -1;
     const ok = this.ne.emit(this.plan, n, this.arena, this.data!, wOff >= 0 ? w!.frameBuf : null, wOff < 0 ? 0 : wOff, lOff >= 0 ? o!.buffer : null, lOff < 0 ? 0 : lOff, this.ends);
@@ -171,27 +176,41 @@ export class RxEmitter {
     this.data = null;
     this.epbBound = 0;
     this.lineBound = 0;
+    this.roomy = 0;
     this.ctxs.fill(undefined as unknown as RxCtx, 0, n);
   }
 
-  /** The run's blocks built in the job data and handed to the writer from there; false (nothing written) when one does not fit its room. */
+  /**
+   * The run's blocks built in the job data where they fit (the others in the writer's buffer) and
+   * handed to the writer from there; false (nothing written) when the addon refuses the run.
+   */
   private writeFromData(w: CaptureWriter, o: OutputFile | null, n: number): boolean {
     const data = this.data!;
+    const wOff = w.reserveBlocks(this.epbBound);
+    if (wOff < 0) return false;
     const lOff = o !== null ? o.reserve(this.lineBound) : -1;
-    if (!this.ne.emitInPlace(this.plan, n, this.arena, data, lOff >= 0 ? o!.buffer : null, lOff < 0 ? 0 : lOff, this.ends, this.iov)) {
+    const ends = this.ends;
+    if (!this.ne.emitInPlace(this.plan, n, this.arena, data, w.frameBuf, wOff, lOff >= 0 ? o!.buffer : null, lOff < 0 ? 0 : lOff, ends, this.iov)) {
+      w.commitBlocks(wOff);
       if (lOff >= 0) o!.commit(lOff);
       return false;
     }
-    if (lOff >= 0) o!.commit(this.ends[1]!);
-    let h = this.handed;
-    if (h === null) h = this.handed = new HandedData(data);
-    h.pending++;
-    const handed = h;
-    w.writeScattered(data, this.iov, n, this.ends[0]!, () => {
-      if (--handed.pending === 0 && handed.retired) this.spare(handed.data);
-    });
+    if (lOff >= 0) o!.commit(ends[1]!);
+    const built = ends[4]!;
+    if (built === 0) {
+      // none fitted its room: every block is in the writer's buffer, one after another
+      w.commitBlocks(ends[2]!);
+    } else {
+      let h = this.handed;
+      if (h === null) h = this.handed = new HandedData(data);
+      h.pending++;
+      const handed = h;
+      w.commitScattered(ends[2]!, data, this.iov, ends[3]!, ends[0]!, () => {
+        if (--handed.pending === 0 && handed.retired) this.spare(handed.data);
+      });
+    }
     this.nativeFrames += n;
-    this.scatteredFrames += n;
+    this.scatteredFrames += built;
     this.endRun(n);
     return true;
   }
