@@ -3,6 +3,8 @@
  * runs. Captures are generated once (cached in bench/data/) with the project's own tx path.
  *
  *   BENCH_FRAMES   frames per ESP capture (default 200000)
+ *   BENCH_MIX      frames of the mixed GCM capture, 1400 B payloads alternating with 20-44 B
+ *                  ones as in a TCP transfer's two directions (default 1000000; 0 skips it)
  *   BENCH_LONG     frames of the long GCM 64 B capture (default 1600000; 0 skips it): the
  *                  per-frame rate once start-up and V8's warm-up are a small share
  *   BENCH_REPS     runs per figure (default 3; the median is printed)
@@ -29,6 +31,11 @@ const BIN = join(ROOT, 'bin', 'ipsecov2');
 process.env.PATH = `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}`;
 const FRAMES = Number(process.env.BENCH_FRAMES ?? 200000);
 const LONG = Number(process.env.BENCH_LONG ?? 1600000);
+const MIX = Number(process.env.BENCH_MIX ?? 1000000);
+/** The payload "size" of the mixed capture (writeMixed): full-size and ACK-sized frames alternating. */
+const MIXED = -1;
+/** Its mean payload, for Gbit/s. */
+const MIXED_MEAN = (1400 + 32) / 2;
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const GB = Number(process.env.BENCH_GB ?? 2);
 const ONLY = (process.env.BENCH_ONLY ?? 'esp,large,passthrough,adversarial,tshark,bounds').split(',');
@@ -80,6 +87,46 @@ function pcapHeader(snaplen: number): Buffer {
   gh.writeUInt32LE(snaplen, 16);
   gh.writeUInt32LE(1, 20);
   return gh;
+}
+
+/** writePlain's frames, with payloads alternating between 1400 bytes and 20..44 (payload MIXED). */
+function writeMixed(path: string, frames: number, net: number): void {
+  const fd = openSync(path + '.tmp', 'w');
+  writeSync(fd, pcapHeader(262144));
+  const block = Buffer.alloc(4 << 20);
+  let o = 0;
+  for (let i = 0; i < frames; i++) {
+    const payload = i % 2 === 0 ? 1400 : 20 + (i % 7) * 4;
+    const ipLen = 20 + 8 + payload;
+    const flen = 14 + ipLen;
+    if (o + 16 + flen > block.length) { writeSync(fd, block, 0, o); o = 0; }
+    block.writeUInt32LE(1700000000 + Math.floor(i / 100000), o);
+    block.writeUInt32LE((i % 100000) * 10, o + 4);
+    block.writeUInt32LE(flen, o + 8);
+    block.writeUInt32LE(flen, o + 12);
+    const f = o + 16;
+    block.fill(0, f, f + flen);
+    block.writeUInt16BE(0x0800, f + 12);
+    const ip = f + 14;
+    block[ip] = 0x45;
+    block.writeUInt16BE(ipLen, ip + 2);
+    block.writeUInt16BE(i & 0xffff, ip + 4);
+    block[ip + 8] = 64;
+    block[ip + 9] = 17;
+    block.set([10, 2, 0, 5], ip + 12);
+    block.set([10, 1, net, 7], ip + 16);
+    let sum = 0;
+    for (let j = 0; j < 20; j += 2) sum += (block[ip + j]! << 8) | block[ip + j + 1]!;
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    block.writeUInt16BE(~sum & 0xffff, ip + 10);
+    block.writeUInt16BE(40000, ip + 20);
+    block.writeUInt16BE(5001, ip + 22);
+    block.writeUInt16BE(8 + payload, ip + 24);
+    o += 16 + flen;
+  }
+  writeSync(fd, block, 0, o);
+  closeSync(fd);
+  renameSync(path + '.tmp', path);
 }
 
 /** Write a pcap of Ethernet/IPv4/UDP frames with `payload` bytes to 10.1.<net>.7. */
@@ -251,11 +298,14 @@ function framesOf(algo: Algo): number {
 type Algo = 'gcm' | 'cbc' | 'heavy';
 
 function ensureEsp(algo: Algo, payload: number, frames = framesOf(algo)): string {
-  const esp = join(DATA, `esp-${algo}-${payload}-${frames}.pcap`);
+  const size = payload === MIXED ? 'mixed' : String(payload);
+  const esp = join(DATA, `esp-${algo}-${size}-${frames}.pcap`);
   if (existsSync(esp)) return esp;
-  const plain = join(DATA, `plain-${algo}-${payload}-${frames}.pcap`);
+  const plain = join(DATA, `plain-${algo}-${size}-${frames}.pcap`);
   process.stderr.write(`generating ${esp} (${frames} frames, tx path)…\n`);
-  writePlain(plain, frames, payload, algo === 'gcm' ? 0 : algo === 'cbc' ? 1 : 2);
+  const net = algo === 'gcm' ? 0 : algo === 'cbc' ? 1 : 2;
+  if (payload === MIXED) writeMixed(plain, frames, net);
+  else writePlain(plain, frames, payload, net);
   const r = spawnSync(BIN, ['tx', '--sa', join(DATA, 'bench-sas.yaml'), plain, '-w', esp + '.tmp.pcap', '--iv-seed', '00112233', '--quiet', '--workers', String(NCPU)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`tx failed: ${r.stderr}`);
   renameSync(esp + '.tmp.pcap', esp);
@@ -436,6 +486,8 @@ async function main(): Promise<void> {
     // so the pool grows to --workers
     const cases: [Algo, number, number][] = [['gcm', 1400, FRAMES], ['gcm', 64, FRAMES], ['cbc', 1400, FRAMES], ['heavy', 1400, framesOf('heavy')]];
     if (LONG > 0) cases.push(['gcm', 64, LONG]);
+    // where frames written from the job data and copied ones share runs (rx-emit.ts)
+    if (MIX > 0) cases.push(['gcm', MIXED, MIX]);
     for (const [algo, payload, nFrames] of cases) {
       const file = ensureEsp(algo, payload, nFrames);
       const ts = ONLY.includes('tshark') && payload === 1400 ? tsharkTime(file, algo) : null;
@@ -455,12 +507,12 @@ async function main(): Promise<void> {
         const r0 = runs[0]!;
         if ((r0.outcomes.CRYPTO_SUCCESS ?? 0) !== r0.frames) throw new Error(`not every frame decrypted: ${JSON.stringify(r0.outcomes)}`);
         const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
-        if (w === NCPU && variants[k]!.env === undefined && algo !== 'heavy') {
+        if (w === NCPU && variants[k]!.env === undefined && algo !== 'heavy' && payload !== MIXED) {
           const label = `rx ${algo === 'gcm' ? 'AES-128-GCM' : 'AES-128-CBC + HMAC-SHA1-96'} ${payload} B, ${r0.frames} frames, ${w} workers`;
           target(`${label} ≥ ${algo === 'cbc' ? 200 : payload === 64 ? 500 : 300}k frames/s`, r0.frames / secs, algo === 'cbc' ? 200000 : payload === 64 ? 500000 : 300000, kfps);
           if (ts && algo === 'gcm') target(`${label}: ≥ 17× tshark`, (r0.frames / secs) / (ts.frames / ts.secs), 17, (v) => `${v.toFixed(2)}×`);
         }
-        console.log(`| ${algo === 'heavy' ? '3des+sha512' : algo} ${payload} B${nFrames !== FRAMES ? `, ${r0.frames} frames` : ''} | ${w}${w > 0 ? ` (${poolNote(runs)})` : ''}${variants[k]!.note} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * payload, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
+        console.log(`| ${algo === 'heavy' ? '3des+sha512' : algo} ${payload === MIXED ? '1400 B and 20–44 B alternating' : `${payload} B`}${nFrames !== FRAMES ? `, ${r0.frames} frames` : ''} | ${w}${w > 0 ? ` (${poolNote(runs)})` : ''}${variants[k]!.note} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * (payload === MIXED ? MIXED_MEAN : payload), secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
       }
       if (ts) console.log(`| tshark 4 ${algo} ${payload} B | – | ${ts.secs.toFixed(2)} | ${fmtRate(ts.frames, ts.secs, 0)} (${ts.frames} good ICVs) | ${gbit(ts.frames * payload, ts.secs)} | – | 1× |`);
     }

@@ -12,6 +12,11 @@ import { runCapture } from '../src/pipeline/run.js';
 import { COST_WINDOW, CryptoCost, HANDOFF_MS } from '../src/pipeline/pool.js';
 import { nativeAvailable } from '../src/crypto/native.js';
 import { makeSyntheticEsp, rxOptions, type SyntheticEsp } from './helpers/synthetic-esp.js';
+import { loadSaFile } from '../src/sa/load.js';
+import { buildPcap } from './helpers/capture-util.js';
+import { tunGcmSa, writeSaFile } from './helpers/sa-yaml.js';
+import { ether, ipPacket, Prng } from './tx-helpers.js';
+import { writeFileSync } from 'node:fs';
 
 describe('CryptoCost', () => {
   it('knows nothing before a batch is timed, then scales the least recent cost per byte', () => {
@@ -75,4 +80,39 @@ describe('batches too cheap to hand over', () => {
       assert.equal(def.inline + def.workers, cheap.inline);
     });
   }
+});
+
+describe('a cheap batch between dear ones', () => {
+  it('goes to the worker too: batches of full-size and of small frames alternating, 2 workers', { skip: nativeAvailable() ? false : 'needs the addon\'s threads' }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipsecov2-handoff-'));
+    try {
+      const sa = loadSaFile(writeSaFile(join(dir, 'sa.yaml'), [tunGcmSa()]));
+      const r = new Prng(31);
+      // 64 frames of 1400-byte datagrams, 64 of 20, ...: with 64-frame batches, batches ~14x
+      // apart in bytes, on either side of the threshold set below
+      const frames = Array.from({ length: 64 * 60 }, (_, i) => ({
+        sec: 1700000000, frac: i, data: ether(ipPacket(r, { family: 4, proto: 'udp', payloadLen: (i >> 6) % 2 === 0 ? 1400 : 20, dst: Buffer.from([10, 1, 1, 9]) })),
+      }));
+      const plain = join(dir, 'plain.pcap');
+      writeFileSync(plain, buildPcap(frames));
+      const input = join(dir, 'esp.pcap');
+      await runCapture({ ...rxOptions(sa, plain, input, null, 0), path: 'tx', format: 'pcap', ivSeed: '01' });
+      const base = rxOptions(sa, input, join(dir, 'a.pcapng'), join(dir, 'a.jsonl'), 0);
+      await runCapture(base);
+      // a 64 x 1400-byte batch's AES-GCM takes ~0.05 ms here, a 64 x 20-byte one ~0.004 ms
+      process.env.IPSECOV2_HANDOFF_MS = '0.015';
+      const o = { ...rxOptions(sa, input, join(dir, 'b.pcapng'), join(dir, 'b.jsonl'), 2), batchFrames: 64 };
+      const res = await runCapture(o);
+      assert.ok(readFileSync(o.output!).equals(readFileSync(base.output!)), 'pcapng differs');
+      assert.ok(readFileSync(o.oob!).equals(readFileSync(base.oob!)), 'OOB differs');
+      // the first batches inline (4 here, while the cost model learns), then every batch handed
+      // over; before, the cheap half ran inline (23 of 62 here), each making the pipeline wait
+      // for the worker's batch before it
+      const st = res.stats;
+      assert.ok(st.cryptoBatchesInline <= 8 && st.cryptoBatchesOnWorkers >= 50, JSON.stringify({ inline: st.cryptoBatchesInline, workers: st.cryptoBatchesOnWorkers }));
+    } finally {
+      delete process.env.IPSECOV2_HANDOFF_MS;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
