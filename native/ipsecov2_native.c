@@ -1584,6 +1584,16 @@ static napi_value js_thread_run(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Queue write job j (id, fd, wlen bytes from wp, or its iov, at pos) for thread c. */
+static void queue_write(cthread *c, tjob *j, int32_t id, int32_t fd, uint8_t *wp, size_t wlen, int64_t pos) {
+  j->id = id;
+  j->fd = fd;
+  j->wp = wp;
+  j->wlen = wlen;
+  j->wpos = pos;
+  cthread_enqueue(c, j);
+}
+
 /* threadWrite(thread, id, fd, bytes, position): queue a pwrite of all of `bytes` (a Uint8Array,
    not empty) at `position` of `fd`. Done like a batch: words[TW_DONE + k] = id, with the errno of
    a failed write (0: written) at words[TW_DEFERRED + k], and the first failure's errno kept at
@@ -1605,12 +1615,7 @@ static napi_value js_thread_write(napi_env env, napi_callback_info info) {
     return throw_type(env, "threadWrite: an open thread, an id, an fd, bytes (not empty) and a position");
   j = (tjob *)calloc(1, sizeof(*j));
   if (!j) return throw_range(env, "threadWrite: out of memory");
-  j->id = id;
-  j->fd = fd;
-  j->wp = p;
-  j->wlen = n;
-  j->wpos = pos;
-  cthread_enqueue(c, j);
+  queue_write(c, j, id, fd, p, n, pos);
   return NULL;
 }
 
@@ -1651,13 +1656,8 @@ static napi_value js_thread_writev(napi_env env, napi_callback_info info) {
     j->iov[i].iov_len = (size_t)iv[2 * i + 1];
     total += (size_t)iv[2 * i + 1];
   }
-  j->id = id;
-  j->fd = fd;
-  j->wp = p;
-  j->wlen = total;
-  j->wpos = pos;
   j->iovcnt = n;
-  cthread_enqueue(c, j);
+  queue_write(c, j, id, fd, p, total, pos);
   return NULL;
 }
 
