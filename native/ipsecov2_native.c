@@ -1954,6 +1954,7 @@ static napi_value js_emit_batch(napi_env env, napi_callback_info info) {
   napi_typedarray_type ivt;
   int64_t prevEnd = 0;
   uint64_t inData = 0;
+  int32_t pieces = 0, built = 0;
   txt_st *t;
   int32_t n, wOff, lOff, i;
   uint8_t *arena, *data, *wbuf = NULL, *lbuf = NULL, *wp, *lp;
@@ -2007,45 +2008,34 @@ static napi_value js_emit_batch(napi_env env, napi_callback_info info) {
   if ((uint64_t)wOff + (wNeed - inData) > wlen || (uint64_t)lOff + lNeed > llen || wNeed > 0x7fffffff) goto refuse;
   wp = wbuf ? wbuf + wOff : NULL;
   lp = lbuf ? lbuf + lOff : NULL;
-  if (iov) {
-    int32_t pieces = 0, built = 0;
-    for (i = 0; i < n; i++) {
-      const int32_t *f = plan + (size_t)i * P_FIELDS;
-      int32_t len = (int32_t)zs[i].epbLen;
-      if (zs[i].at >= 0) {
-        emit_epb(data + zs[i].at, f, &zs[i], arena, data);
-        iov[2 * pieces] = zs[i].at;
-        iov[2 * pieces + 1] = len;
+  for (i = 0; i < n; i++) {
+    const int32_t *f = plan + (size_t)i * P_FIELDS;
+    if (zs[i].at >= 0) {
+      emit_epb(data + zs[i].at, f, &zs[i], arena, data);
+      iov[2 * pieces] = zs[i].at;
+      iov[2 * pieces + 1] = (int32_t)zs[i].epbLen;
+      pieces++;
+      built++;
+    } else if (wp) {
+      int32_t k = (int32_t)(wp - wbuf);
+      wp = emit_epb(wp, f, &zs[i], arena, data);
+      /* EPBs in epbBuf are consecutive: one after the last piece there extends it */
+      if (iov && pieces > 0 && iov[2 * pieces - 2] < 0) iov[2 * pieces - 1] += (int32_t)zs[i].epbLen;
+      else if (iov) {
+        iov[2 * pieces] = -(k + 1);
+        iov[2 * pieces + 1] = (int32_t)zs[i].epbLen;
         pieces++;
-        built++;
-      } else {
-        int32_t k = (int32_t)(wp - wbuf);
-        wp = emit_epb(wp, f, &zs[i], arena, data);
-        /* right after the last piece in epbBuf: the same piece */
-        if (pieces > 0 && iov[2 * pieces - 2] < 0 && -(iov[2 * pieces - 2] + 1) + iov[2 * pieces - 1] == k) iov[2 * pieces - 1] += len;
-        else {
-          iov[2 * pieces] = -(k + 1);
-          iov[2 * pieces + 1] = len;
-          pieces++;
-        }
       }
-      if (lp) lp = emit_line(lp, f, &zs[i], arena);
     }
-    ((int32_t *)ep)[0] = (int32_t)wNeed;
-    ((int32_t *)ep)[1] = lp ? (int32_t)(lp - lbuf) : lOff;
+    if (lp) lp = emit_line(lp, f, &zs[i], arena);
+  }
+  ((int32_t *)ep)[0] = iov ? (int32_t)wNeed : wp ? (int32_t)(wp - wbuf) : wOff;
+  ((int32_t *)ep)[1] = lp ? (int32_t)(lp - lbuf) : lOff;
+  if (iov) {
     ((int32_t *)ep)[2] = (int32_t)(wp - wbuf);
     ((int32_t *)ep)[3] = pieces;
     ((int32_t *)ep)[4] = built;
-    CHECK(napi_get_boolean(env, true, &out));
-    return out;
   }
-  for (i = 0; i < n; i++) {
-    const int32_t *f = plan + (size_t)i * P_FIELDS;
-    if (wp) wp = emit_epb(wp, f, &zs[i], arena, data);
-    if (lp) lp = emit_line(lp, f, &zs[i], arena);
-  }
-  ((int32_t *)ep)[0] = wp ? (int32_t)(wp - wbuf) : wOff;
-  ((int32_t *)ep)[1] = lp ? (int32_t)(lp - lbuf) : lOff;
   CHECK(napi_get_boolean(env, true, &out));
   return out;
 refuse:

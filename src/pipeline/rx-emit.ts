@@ -145,14 +145,23 @@ export class RxEmitter {
     this.n = 0;
     const w = this.writer;
     const o = this.oob;
-    if (this.scattered && w !== null && this.roomy > 0 && this.data === this.batchData && this.writeFromData(w, o, n)) return;
     const wOff = w !== null ? w.reserveBlocks(this.epbBound) : -1;
     const lOff = o !== null ? o.reserve(this.lineBound) : -1;
-    const ok = this.ne.emit(this.plan, n, this.arena, this.data!, wOff >= 0 ? w!.frameBuf : null, wOff < 0 ? 0 : wOff, lOff >= 0 ? o!.buffer : null, lOff < 0 ? 0 : lOff, this.ends);
+    const ends = this.ends;
+    const epb = wOff >= 0 ? w!.frameBuf : null;
+    const line = lOff >= 0 ? o!.buffer : null;
+    // blocks built in the job data where they fit, the others in the writer's buffer
+    const inPlace = this.scattered && epb !== null && this.roomy > 0 && this.data === this.batchData;
+    const ok = inPlace
+      ? this.ne.emitInPlace(this.plan, n, this.arena, this.data!, epb, wOff, line, lOff < 0 ? 0 : lOff, ends, this.iov)
+      : this.ne.emit(this.plan, n, this.arena, this.data!, epb, wOff < 0 ? 0 : wOff, line, lOff < 0 ? 0 : lOff, ends);
     if (ok) {
-      if (wOff >= 0) w!.commitBlocks(this.ends[0]!);
-      if (lOff >= 0) o!.commit(this.ends[1]!);
+      if (lOff >= 0) o!.commit(ends[1]!);
+      const built = inPlace ? ends[4]! : 0;
+      if (built > 0) this.handOver(w!, ends);
+      else if (wOff >= 0) w!.commitBlocks(inPlace ? ends[2]! : ends[0]!);
       this.nativeFrames += n;
+      this.scatteredFrames += built;
     } else {
       // refused (an entry out of range): nothing was written; the JS writers take the run
       if (wOff >= 0) w!.commitBlocks(wOff);
@@ -181,38 +190,18 @@ export class RxEmitter {
   }
 
   /**
-   * The run's blocks built in the job data where they fit (the others in the writer's buffer) and
-   * handed to the writer from there; false (nothing written) when the addon refuses the run.
+   * The run's blocks (ends of emitInPlace), some built in the job data, to the writer from where
+   * they are; the job data is the writer's until written (retire()).
    */
-  private writeFromData(w: CaptureWriter, o: OutputFile | null, n: number): boolean {
+  private handOver(w: CaptureWriter, ends: Int32Array): void {
     const data = this.data!;
-    const wOff = w.reserveBlocks(this.epbBound);
-    if (wOff < 0) return false;
-    const lOff = o !== null ? o.reserve(this.lineBound) : -1;
-    const ends = this.ends;
-    if (!this.ne.emitInPlace(this.plan, n, this.arena, data, w.frameBuf, wOff, lOff >= 0 ? o!.buffer : null, lOff < 0 ? 0 : lOff, ends, this.iov)) {
-      w.commitBlocks(wOff);
-      if (lOff >= 0) o!.commit(lOff);
-      return false;
-    }
-    if (lOff >= 0) o!.commit(ends[1]!);
-    const built = ends[4]!;
-    if (built === 0) {
-      // none fitted its room: every block is in the writer's buffer, one after another
-      w.commitBlocks(ends[2]!);
-    } else {
-      let h = this.handed;
-      if (h === null) h = this.handed = new HandedData(data);
-      h.pending++;
-      const handed = h;
-      w.commitScattered(ends[2]!, data, this.iov, ends[3]!, ends[0]!, () => {
-        if (--handed.pending === 0 && handed.retired) this.spare(handed.data);
-      });
-    }
-    this.nativeFrames += n;
-    this.scatteredFrames += built;
-    this.endRun(n);
-    return true;
+    let h = this.handed;
+    if (h === null) h = this.handed = new HandedData(data);
+    h.pending++;
+    const handed = h;
+    w.commitScattered(ends[2]!, data, this.iov, ends[3]!, ends[0]!, () => {
+      if (--handed.pending === 0 && handed.retired) this.spare(handed.data);
+    });
   }
 
   private spare(d: Uint8Array): void {
