@@ -180,6 +180,8 @@ interface RunFig {
   scatteredOutputFrames: number;
   /** Share of the batches with crypto that ran on the main thread (pool.ts: the first batch, and those while the first worker starts). */
   inlineShare: number;
+  /** Share of the frames whose crypto the main thread ran in batches on a crypto thread (cryptoJobsHelped). */
+  helpedShare: number;
   frames: number;
   bytesIn: number;
   maxRssMB: number;
@@ -212,11 +214,12 @@ function runCli(args: string[], env?: NodeJS.ProcessEnv, stdinFrom?: string, ove
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`ipsecov2 ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   const line = r.stderr.trim().split('\n').pop()!;
-  const j = JSON.parse(line) as { framesIn: number; bytesIn: number; maxRssMB: number; outcomes: Record<string, number>; workersStarted: number; nativeOutputFrames: number; scatteredOutputFrames: number; cryptoBatchesInline: number; cryptoBatchesOnWorkers: number };
+  const j = JSON.parse(line) as { framesIn: number; bytesIn: number; maxRssMB: number; outcomes: Record<string, number>; workersStarted: number; nativeOutputFrames: number; scatteredOutputFrames: number; cryptoBatchesInline: number; cryptoBatchesOnWorkers: number; cryptoJobsHelped: number };
   const batches = j.cryptoBatchesInline + j.cryptoBatchesOnWorkers;
   return {
     seconds: secs, frames: j.framesIn, bytesIn: j.bytesIn, maxRssMB: j.maxRssMB, outcomes: j.outcomes, workersStarted: j.workersStarted, nativeOutputFrames: j.nativeOutputFrames, scatteredOutputFrames: j.scatteredOutputFrames,
     inlineShare: batches > 0 ? j.cryptoBatchesInline / batches : 0,
+    helpedShare: j.framesIn > 0 ? j.cryptoJobsHelped / j.framesIn : 0,
   };
 }
 
@@ -236,6 +239,7 @@ const ESP_VARIANTS: Variant[] = [
   { w: NCPU, env: { IPSECOV2_NO_WRITE_THREAD: '1' }, note: ', capture written through libuv (IPSECOV2_NO_WRITE_THREAD=1)', label: ', libuv writes' },
   { w: NCPU, env: { IPSECOV2_NO_WRITEV: '1' }, note: ', payloads copied into the writer\'s buffer (IPSECOV2_NO_WRITEV=1)', label: ', payloads copied' },
   { w: NCPU, env: { IPSECOV2_HANDOFF_MS: '0' }, note: ', every batch but the first handed over, however cheap (IPSECOV2_HANDOFF_MS=0)', label: ', every batch handed over' },
+  { w: NCPU, env: { IPSECOV2_NO_HELP: '1' }, note: ', the main thread waiting for the crypto thread instead of taking part (IPSECOV2_NO_HELP=1)', label: ', main thread not helping' },
 ];
 const HELPERS_OTHER: Variant = { w: NCPU, env: { IPSECOV2_NO_HELPER_BATCH: '1' }, note: ', helper threads not SCHED_BATCH (IPSECOV2_NO_HELPER_BATCH=1)', label: ', helpers SCHED_OTHER' };
 
@@ -253,12 +257,21 @@ function addonWrote(r: RunFig): string {
   return `${r.nativeOutputFrames} (${r.scatteredOutputFrames})`;
 }
 
-/** "N started, x–y % of batches inline" for a worker count's runs. */
-function poolNote(runs: RunFig[]): string {
-  const pct = runs.map((r) => Math.round(100 * r.inlineShare));
+/** "x" or "x–y" of a share's percentages over runs. */
+function pctRange(shares: number[]): string {
+  const pct = shares.map((v) => Math.round(100 * v));
   const lo = Math.min(...pct);
   const hi = Math.max(...pct);
-  return `${Math.max(...runs.map((r) => r.workersStarted))} started, ${lo === hi ? lo : `${lo}–${hi}`} % inline`;
+  return lo === hi ? String(lo) : `${lo}–${hi}`;
+}
+
+/**
+ * "N started, x % of batches inline, y % of frames' crypto helped" for a worker count's runs:
+ * helped, the main thread's part of batches on the crypto threads (pool.ts NativeRunner.help).
+ */
+function poolNote(runs: RunFig[]): string {
+  const helped = runs.some((r) => r.helpedShare > 0) ? `, ${pctRange(runs.map((r) => r.helpedShare))} % helped` : '';
+  return `${Math.max(...runs.map((r) => r.workersStarted))} started, ${pctRange(runs.map((r) => r.inlineShare))} % inline${helped}`;
 }
 
 let startup = 0;

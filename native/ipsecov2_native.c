@@ -54,6 +54,8 @@
  *                                        SharedArrayBuffer, threadWords long)
  *   threadRun(thread, id, data, meta, n, srcs?)  queue a batch (runBatch's arguments)
  *   threadWait(thread, id)               the main thread waits for batch id: cb(id) once it is done
+ *   threadHelp(thread, id, table, data, meta, n, srcs?) -> jobs run  the main thread runs the jobs
+ *                                        of batch id the thread has not taken yet, on its own table
  *   threadClose(thread)                  stop and join the thread; queued batches are dropped
  *   threadWords -> number                length of threadNew's words
  *   threadWrite(thread, id, fd, bytes, pos)  queue a pwrite on the thread (threadNew(null, ...):
@@ -124,7 +126,7 @@ struct iovec { void *iov_base; size_t iov_len; }; /* threadWritev's pieces (writ
 #define IOV_MAX 1024
 #endif
 
-#define ABI_VERSION 13
+#define ABI_VERSION 14
 
 enum { R_OK = 0, R_AUTH = 1, R_LEN = 2, R_INT = 3 };
 
@@ -844,9 +846,10 @@ typedef struct {
   uint32_t count;
 } batch_srcs;
 
-static uint32_t run_batch(slot_table *t, uint8_t *data, size_t dlen, int32_t *meta, uint32_t n, const batch_srcs *srcs) {
+/* Run jobs [from, to) of a batch; returns how many were deferred to JS (result -1). */
+static uint32_t run_range(slot_table *t, uint8_t *data, size_t dlen, int32_t *meta, uint32_t from, uint32_t to, const batch_srcs *srcs) {
   uint32_t i, deferred = 0;
-  for (i = 0; i < n; i++) {
+  for (i = from; i < to; i++) {
     int32_t *m = meta + (size_t)i * JOB_FIELDS;
     int32_t op = m[J_OP];
     int32_t es = m[J_ESP_SLOT], as = m[J_AH_SLOT];
@@ -1255,7 +1258,7 @@ static uint32_t run_locked(slot_table *t, batch_args *b) {
   uint32_t d;
   if (b->n == 0) return 0;
   uv_mutex_lock(&t->mu);
-  d = run_batch(t, b->data, b->dlen, b->meta, b->n, &b->srcs);
+  d = run_range(t, b->data, b->dlen, b->meta, 0, b->n, &b->srcs);
   uv_mutex_unlock(&t->mu);
   return d;
 }
@@ -1328,7 +1331,53 @@ typedef struct {
 #define TW_DEFERRED (TW_DONE + TW_RING)
 #define TW_MICROS (TW_DEFERRED + TW_RING)
 #define TW_WERR (TW_MICROS + TW_RING) /* the errno of the first write that failed (threadWrite) */
-#define TW_WORDS (TW_WERR + 1)
+/* ring of 64-bit words (two int32 each, at an even index): the batch's id (high half) and the
+   next of its jobs to take (low half), see run_shared */
+#define TW_CLAIM (TW_WERR + 1)
+#define TW_FIN (TW_CLAIM + 2 * TW_RING) /* ring: the batch's jobs finished */
+#define TW_WORDS (TW_FIN + TW_RING)
+typedef char tw_claim_is_even[(TW_CLAIM % 2) == 0 ? 1 : -1];
+
+/* Jobs taken at a time from a batch that two threads share (run_shared): ~10 us of AES-GCM at
+   1400 B, so the one that comes second waits at most that long for the other's last piece. */
+#define CLAIM 16
+
+/* Run the jobs of batch `id` (ring slot k) that nobody has taken yet, CLAIM at a time, on table t:
+   the crypto thread does this with a batch it takes from its queue, and the main thread
+   (threadHelp) with the batch it would otherwise wait for, on a table of its own. Each piece's
+   deferred jobs and time are added to the batch's words before the piece counts as finished.
+   Returns 1 when this call finished the batch's last jobs (the caller then says it is done); adds
+   the jobs it ran to *ran. */
+static int run_shared(cthread *c, slot_table *t, batch_args *b, int32_t id, int32_t *ran) {
+  int k = id & (TW_RING - 1);
+  int64_t *claim = (int64_t *)(void *)(c->words + TW_CLAIM) + k;
+  int32_t *fin = &c->words[TW_FIN + k];
+  int32_t n = (int32_t)b->n;
+  int last = 0;
+  if (n <= 0) return 1;
+  uv_mutex_lock(&t->mu);
+  for (;;) {
+    /* a piece is taken only while the slot is still this batch's: a batch that the main thread
+       finished alone may still sit in the thread's queue, its ring slot since given to a later
+       batch (threadRun), and must then take nothing */
+    int64_t v = __atomic_load_n(claim, __ATOMIC_ACQUIRE);
+    int32_t i = (int32_t)(v & 0xffffffff), e;
+    uint64_t t0;
+    uint32_t d;
+    if ((int32_t)(v >> 32) != id || i >= n) break;
+    if (!__atomic_compare_exchange_n(claim, &v, v + CLAIM, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
+    e = i + CLAIM < n ? i + CLAIM : n;
+    t0 = uv_hrtime();
+    d = run_range(t, b->data, b->dlen, b->meta, (uint32_t)i, (uint32_t)e, &b->srcs);
+    *ran += e - i;
+    if (d > 0) __atomic_fetch_add(&c->words[TW_DEFERRED + k], (int32_t)d, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&c->words[TW_MICROS + k], (int32_t)((uv_hrtime() - t0 + 500) / 1000), __ATOMIC_RELAXED);
+    /* release: the jobs' results and the words above are seen by whoever sees them finished */
+    if (__atomic_add_fetch(fin, e - i, __ATOMIC_ACQ_REL) == n) last = 1;
+  }
+  uv_mutex_unlock(&t->mu);
+  return last;
+}
 
 /* The running crypto threads, stopped and joined at exit(): process.exit() ends the process
    without the environment's cleanup hooks, and OpenSSL's own atexit cleanup must not run under a
@@ -1418,12 +1467,17 @@ static void cthread_main(void *arg) {
       int32_t none = 0;
       deferred = (uint32_t)(j->iovcnt > 0 ? writev_all(j->fd, j->iov, j->iovcnt, j->wpos) : write_all(j->fd, j->wp, j->wlen, j->wpos)); /* 0 or errno */
       if (deferred != 0) __atomic_compare_exchange_n(&c->words[TW_WERR], &none, (int32_t)deferred, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-    } else
-      deferred = run_locked(c->t, &j->b);
-    us = (uv_hrtime() - t0) / 1000;
-    k = j->id & (TW_RING - 1);
-    __atomic_store_n(&c->words[TW_DEFERRED + k], (int32_t)deferred, __ATOMIC_RELAXED);
-    __atomic_store_n(&c->words[TW_MICROS + k], (int32_t)(us > 0x7fffffff ? 0x7fffffff : us), __ATOMIC_RELAXED);
+      us = (uv_hrtime() - t0) / 1000;
+      k = j->id & (TW_RING - 1);
+      __atomic_store_n(&c->words[TW_DEFERRED + k], (int32_t)deferred, __ATOMIC_RELAXED);
+      __atomic_store_n(&c->words[TW_MICROS + k], (int32_t)(us > 0x7fffffff ? 0x7fffffff : us), __ATOMIC_RELAXED);
+    } else {
+      /* a batch: its words were zeroed when it was queued; the main thread may be taking part
+         (threadHelp), and whoever finishes the last jobs says it is done */
+      int32_t ran = 0;
+      k = j->id & (TW_RING - 1);
+      if (!run_shared(c, c->t, &j->b, j->id, &ran)) { free(j); continue; }
+    }
     /* Done, then: is the main thread waiting for it? Both sides store, then load (seq_cst), so
        at least one of them sees the other: the main thread finds the batch done, or the
        callback comes (or both; a callback for a batch no longer waited for does nothing). */
@@ -1580,8 +1634,48 @@ static napi_value js_thread_run(napi_env env, napi_callback_info info) {
     return throw_batch_args(env, "threadRun", err, range);
   }
   j->id = id;
+  /* the batch's words (run_shared), zeroed before the thread can see the batch (the queue's lock
+     orders them); the ring slot's last batch is long done (at most TW_RING queued) */
+  {
+    int k = id & (TW_RING - 1);
+    __atomic_store_n(&c->words[TW_FIN + k], 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->words[TW_DEFERRED + k], 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->words[TW_MICROS + k], 0, __ATOMIC_RELAXED);
+    __atomic_store_n((int64_t *)(void *)(c->words + TW_CLAIM) + k, (int64_t)id << 32, __ATOMIC_RELEASE);
+  }
   cthread_enqueue(c, j);
   return NULL;
+}
+
+/* threadHelp(thread, id, table, data, meta, n, srcs?) -> jobs run: the main thread runs the jobs
+   of queued batch `id` (the same data, meta, n and srcs as its threadRun) that the crypto thread
+   has not taken yet, on `table` (the main thread's own: a table is used by one thread at a time),
+   instead of waiting for them. Once the batch is done, its words say so as if the thread had
+   finished it (no callback comes); else the thread is still running the last jobs it took, and
+   threadWait waits for it as usual. */
+static napi_value js_thread_help(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7], out;
+  cthread *c;
+  slot_table *t;
+  batch_args b;
+  int32_t id, ran = 0;
+  int k;
+  const char *err;
+  int range;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6 || (c = (cthread *)get_ext(env, argv[0], MAGIC_THR)) == NULL || !c->running || c->t == NULL || !get_i32(env, argv[1], &id) || id <= 0)
+    return throw_type(env, "threadHelp: an open crypto thread and a batch id");
+  if ((t = (slot_table *)get_ext(env, argv[2], MAGIC_TAB)) == NULL || t == c->t)
+    return throw_type(env, "threadHelp: a slot table of the main thread's own");
+  if ((err = get_batch_args(env, argv + 3, argc - 3, &b, &range)) != NULL) return throw_batch_args(env, "threadHelp", err, range);
+  k = id & (TW_RING - 1);
+  /* finished by this call, or by the thread since (which may not have said so yet): said now */
+  if (__atomic_load_n(&c->words[TW_DONE + k], __ATOMIC_SEQ_CST) != id &&
+      (run_shared(c, t, &b, id, &ran) || __atomic_load_n(&c->words[TW_FIN + k], __ATOMIC_ACQUIRE) == (int32_t)b.n))
+    __atomic_store_n(&c->words[TW_DONE + k], id, __ATOMIC_SEQ_CST);
+  CHECK(napi_create_int32(env, ran, &out));
+  return out;
 }
 
 /* Queue write job j (id, fd, wlen bytes from wp, or its iov, at pos) for thread c. */
@@ -2407,6 +2501,7 @@ NAPI_MODULE_INIT() {
     {"heapHuge", NULL, js_heap_huge, NULL, NULL, NULL, napi_enumerable, NULL},
     {"threadNew", NULL, js_thread_new, NULL, NULL, NULL, napi_enumerable, NULL},
     {"threadRun", NULL, js_thread_run, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"threadHelp", NULL, js_thread_help, NULL, NULL, NULL, napi_enumerable, NULL},
     {"threadClose", NULL, js_thread_close, NULL, NULL, NULL, napi_enumerable, NULL},
     {"threadWait", NULL, js_thread_wait, NULL, NULL, NULL, napi_enumerable, NULL},
     {"threadWrite", NULL, js_thread_write, NULL, NULL, NULL, napi_enumerable, NULL},

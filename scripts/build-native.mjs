@@ -68,7 +68,7 @@ function firstError(out) {
 const SELF_TEST = `
 const c = require('node:crypto');
 const a = require(process.argv[1]);
-if (a.abi !== 13) throw new Error('abi ' + a.abi);
+if (a.abi !== 14) throw new Error('abi ' + a.abi);
 const key = c.randomBytes(16), salt = c.randomBytes(4), iv = c.randomBytes(8), pt = c.randomBytes(61);
 const hdr = Buffer.from('0000100000000007', 'hex');
 const ci = c.createCipheriv('aes-128-gcm', key, Buffer.concat([salt, iv]), { authTagLength: 16 });

@@ -18,7 +18,7 @@ import { envFlag } from '../env.js';
 import type { AhParams, AhTransform, EspParams, EspTransform, OpenResult } from './types.js';
 
 /** The addon's JS-facing API version this loader speaks (ABI_VERSION in the C file). */
-const EXPECTED_ABI = 13;
+const EXPECTED_ABI = 14;
 const ADDON_FILE = join('build', 'Release', 'ipsecov2_native.node');
 
 type Ctx = object;
@@ -57,6 +57,8 @@ interface Addon {
   threadWait(thread: Ctx, id: number): void;
   /** Queue a batch (the caller keeps its buffers alive and untouched until it is done). */
   threadRun(thread: Ctx, id: number, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[]): void;
+  /** Run the jobs of queued batch `id` the thread has not taken yet, on `table` (this thread's own): the jobs run. */
+  threadHelp(thread: Ctx, id: number, table: Ctx, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[]): number;
   /** Stop and join the thread; batches still queued are dropped (never called back). */
   threadClose(thread: Ctx): void;
   /** Cipher contexts made from now on call the provider's functions directly (true) or use EVP; returns the previous setting. */
@@ -434,7 +436,8 @@ export const DEFERRED = -1;
  * JS→C call (runJobs semantics, job layout J/Op/result nibbles of src/offload/jobs.ts).
  */
 export class NativeSlotTable {
-  private readonly t: Ctx;
+  /** The addon's table (NativeThread.help). */
+  readonly t: Ctx;
   constructor(private readonly a: Addon) {
     this.t = a.tableNew();
   }
@@ -515,6 +518,17 @@ export class NativeThread extends AddonThread {
   /** Queue jobs [0, n) of a batch; its buffers must stay alive and untouched until it is done. */
   run(id: number, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[]): void {
     this.a.threadRun(this.h, id, data, meta, n, srcs);
+  }
+
+  /**
+   * Take part in queued batch `id` (the arguments of its run()) instead of waiting for it: this
+   * thread runs the jobs the crypto thread has not taken yet, on `table` (this thread's own, with
+   * the batch's slots defined), a few at a time while the crypto thread does the same. Returns
+   * how many jobs this thread ran. The batch is then done (isDone), or the crypto thread is
+   * finishing the last jobs it took: waitFor waits for those as usual.
+   */
+  help(id: number, table: NativeSlotTable, data: Uint8Array, meta: Int32Array, n: number, srcs: readonly Uint8Array[]): number {
+    return this.a.threadHelp(this.h, id, table.t, data, meta, n, srcs);
   }
 
   /** Batch `id` is done (its results are in its buffers). */

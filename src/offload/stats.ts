@@ -60,6 +60,9 @@ export class RunStats {
   /** Batches with crypto run on the main thread and on workers (pool.ts). */
   cryptoBatchesInline = 0;
   cryptoBatchesOnWorkers = 0;
+  /** Of cryptoBatchesOnWorkers: those the main thread took part in instead of waiting (pool.ts NativeRunner.help), and its jobs there. */
+  cryptoBatchesHelped = 0;
+  cryptoJobsHelped = 0;
   /** rx frames whose output the addon wrote (src/pipeline/rx-emit.ts), and frames of runs it refused. */
   nativeOutputFrames = 0;
   refusedOutputFrames = 0;
@@ -113,6 +116,8 @@ export class RunStats {
       workerKind: this.workerKind,
       cryptoBatchesInline: this.cryptoBatchesInline,
       cryptoBatchesOnWorkers: this.cryptoBatchesOnWorkers,
+      cryptoBatchesHelped: this.cryptoBatchesHelped,
+      cryptoJobsHelped: this.cryptoJobsHelped,
       nativeOutputFrames: this.nativeOutputFrames,
       scatteredOutputFrames: this.scatteredOutputFrames,
       helperThreadsBatch: this.helperThreadsBatch,

@@ -344,6 +344,8 @@ export async function runReader(reader: CaptureReader, opts: RunOptions, stop?: 
     stats.workerKind = runner.kind;
     stats.cryptoBatchesInline = runner.batchesInline;
     stats.cryptoBatchesOnWorkers = runner.batchesOnWorkers;
+    stats.cryptoBatchesHelped = runner.batchesHelped;
+    stats.cryptoJobsHelped = runner.jobsHelped;
     for (const w of reader.warnings) warnings.push(`${opts.input === '-' ? 'stdin' : opts.input}: ${w.message}${w.message.includes('byte offset') ? '' : ` (byte offset ${w.offset})`}`);
     if (writer) await writer.close();
     if (oobOut) await oobOut.close();
