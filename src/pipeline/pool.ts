@@ -639,7 +639,7 @@ class NativeRunner extends PoolRunner<ThreadSlot> {
    * one of two tables made from the same definitions. True when `p` is done now.
    */
   help(p: ThreadPending): boolean {
-    if (!this.helps) return false;
+    if (!this.helps || this.closed) return false;
     const table = this.inline.nativeTable(p.jobs, p.slotDefs);
     if (table === null) return false;
     const ran = p.slot.thread.help(p.id, table, p.jobs.data, p.jobs.meta, p.jobs.count, p.jobs.srcViews);
@@ -712,8 +712,11 @@ class NativeRunner extends PoolRunner<ThreadSlot> {
   }
 
   close(): Promise<void> {
+    this.closed = true;
     for (const s of this.slots) s.thread.close();
     this.pending.clear();
     return Promise.resolve();
   }
+  /** close() was called: the threads are gone (a batch awaited after that is not helped). */
+  private closed = false;
 }
