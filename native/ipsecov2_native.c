@@ -1670,8 +1670,10 @@ static napi_value js_thread_help(napi_env env, napi_callback_info info) {
     return throw_type(env, "threadHelp: a slot table of the main thread's own");
   if ((err = get_batch_args(env, argv + 3, argc - 3, &b, &range)) != NULL) return throw_batch_args(env, "threadHelp", err, range);
   k = id & (TW_RING - 1);
-  /* finished by this call, or by the thread since (which may not have said so yet): said now */
+  /* finished by this call, or by the thread since (which may not have said so yet): said now;
+     nothing for an id whose ring slot holds another batch (not queued, or long done) */
   if (__atomic_load_n(&c->words[TW_DONE + k], __ATOMIC_SEQ_CST) != id &&
+      (int32_t)(__atomic_load_n((int64_t *)(void *)(c->words + TW_CLAIM) + k, __ATOMIC_ACQUIRE) >> 32) == id &&
       (run_shared(c, t, &b, id, &ran) || __atomic_load_n(&c->words[TW_FIN + k], __ATOMIC_ACQUIRE) == (int32_t)b.n))
     __atomic_store_n(&c->words[TW_DONE + k], id, __ATOMIC_SEQ_CST);
   CHECK(napi_create_int32(env, ran, &out));

@@ -178,7 +178,8 @@ test('threadHelp: refuses the thread\'s own table, a write thread, bad ids and b
   };
   const t = a.tableNew();
   const mine = a.tableNew();
-  const h = a.threadNew(t, () => undefined, new Int32Array(new SharedArrayBuffer(a.threadWords * 4)));
+  const words = new Int32Array(new SharedArrayBuffer(a.threadWords * 4));
+  const h = a.threadNew(t, () => undefined, words);
   const w = a.threadNew(null, () => undefined, new Int32Array(new SharedArrayBuffer(a.threadWords * 4)));
   try {
     const meta = new Int32Array(JOB_FIELDS);
@@ -191,6 +192,9 @@ test('threadHelp: refuses the thread\'s own table, a write thread, bad ids and b
     // a batch of no jobs is done at once
     a.threadRun(h, 2, new Uint8Array(8), meta, 0);
     assert.equal(a.threadHelp(h, 2, mine, new Uint8Array(8), meta, 0), 0);
+    // an id never queued (its ring slot holds nothing of it) is left alone, not said done
+    assert.equal(a.threadHelp(h, 3, mine, new Uint8Array(8), meta, 0), 0);
+    assert.notEqual(Atomics.load(words, 1 + 3), 3, 'words[TW_DONE + 3]');
   } finally {
     a.threadClose(h);
     a.threadClose(w);
