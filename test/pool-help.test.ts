@@ -44,9 +44,9 @@ function tableWithAll(): SlotTable {
   return t;
 }
 
-/** ESP packets of `payload` bytes on slot 0, sealed (inline), as ESP_OPEN jobs; with the plaintext they must open to. */
-function openBatch(n: number, payload: number): { jobs: JobBatch; plain: Uint8Array } {
-  const t = createEspTransform(GCM);
+/** ESP packets of `payload` bytes on `slot` (0: AES-GCM, 1: 3DES + HMAC-SHA-512), sealed (inline), as ESP_OPEN jobs; with the plaintext they must open to. */
+function openBatch(n: number, payload: number, slot = 0): { jobs: JobBatch; plain: Uint8Array; slot: number } {
+  const t = createEspTransform(DEFS.get(slot)!.esp!);
   const len = 8 + t.ivLen + Math.ceil((payload + 2) / t.padUnit) * t.padUnit + t.icvLen;
   const jobs = new JobBatch(n * (len + 8), n);
   for (let i = 0; i < n; i++) {
@@ -57,7 +57,7 @@ function openBatch(n: number, payload: number): { jobs: JobBatch; plain: Uint8Ar
     // a well-formed trailer: no padding needed past the payload's rounding, next header 4
     jobs.data[off + len - t.icvLen - 2] = 0;
     jobs.data[off + len - t.icvLen - 1] = 4;
-    jobs.meta[b + J.ESP_SLOT] = 0;
+    jobs.meta[b + J.ESP_SLOT] = slot;
     jobs.meta[b + J.AH_SLOT] = -1;
     jobs.meta[b + J.OP] = Op.ESP_SEAL;
     jobs.meta[b + J.OFF] = off;
@@ -71,20 +71,21 @@ function openBatch(n: number, payload: number): { jobs: JobBatch; plain: Uint8Ar
     jobs.meta[i * JOB_FIELDS + J.OP] = Op.ESP_OPEN;
     jobs.meta[i * JOB_FIELDS + J.RESULT] = 0;
   }
-  return { jobs, plain };
+  return { jobs, plain, slot };
 }
 
 /** Every job opened once: result OK and the plaintext back (a second open fails the ICV). */
-function assertOpened(b: { jobs: JobBatch; plain: Uint8Array }, what: string): void {
+function assertOpened(b: { jobs: JobBatch; plain: Uint8Array; slot: number }, what: string): void {
   const { jobs, plain } = b;
-  const ivLen = createEspTransform(GCM).ivLen;
+  const t = createEspTransform(DEFS.get(b.slot)!.esp!);
+  const ivLen = t.ivLen;
   for (let i = 0; i < jobs.count; i++) {
     const m = i * JOB_FIELDS;
     assert.equal(jobs.meta[m + J.RESULT], 15, `${what}: job ${i} result`); // AH not run, ESP ok
     const off = jobs.meta[m + J.OFF]!;
     const len = jobs.meta[m + J.LEN]!;
     const a = off + 8 + ivLen;
-    const e = off + len - 16;
+    const e = off + len - t.icvLen;
     assert.ok(Buffer.from(jobs.data.subarray(a, e)).equals(Buffer.from(plain.subarray(a, e))), `${what}: job ${i} plaintext`);
   }
 }
@@ -99,12 +100,19 @@ function whenDone(thread: NativeThread, id: number, ms: number, calls: Map<numbe
   });
 }
 
-test('threadHelp: a batch the main thread finished alone, still queued when its ring slot went to a later batch, takes nothing', { skip }, async () => {
+/**
+ * One try of the stale-batch case: true when it happened (the thread was still on batch 1 while
+ * the main thread ran batches 2..64 whole); every batch's results are checked either way.
+ */
+async function staleTry(): Promise<boolean> {
   const calls = new Map<number, () => void>();
   const threadTable = tableWithAll();
   const mainTable = tableWithAll();
   const thread = threadTable.native!.startThread((id) => calls.get(id)?.());
   const last = openBatch(5, 300);
+  // batches 2..64 (every ring slot but batch 1's, which is not reused while batch 1 runs)
+  const small: ReturnType<typeof openBatch>[] = [];
+  for (let id = 2; id <= 64; id++) small.push(openBatch(3, 100 + id));
   try {
     // batch 1 keeps the thread busy (1024 jobs of 3DES + HMAC-SHA-512, tens of ms)
     const heavy = new JobBatch(1 << 21, 1024);
@@ -119,18 +127,16 @@ test('threadHelp: a batch the main thread finished alone, still queued when its 
       heavy.meta[b + J.SEQH_ESP] = -1;
     }
     thread.run(1, heavy.data, heavy.meta, heavy.count, []);
-    // batches 2..64 (every other ring slot once; not 65, batch 1's slot while it runs): the main
-    // thread runs each whole, the thread being busy
-    const small: { jobs: JobBatch; plain: Uint8Array }[] = [];
-    for (let id = 2; id <= 64; id++) small.push(openBatch(3, 100 + id));
+    // the main thread runs each of batches 2..64 whole while the thread is busy
+    let alone = true;
     for (let id = 2; id <= 64; id++) {
       const b = small[id - 2]!;
       thread.run(id, b.jobs.data, b.jobs.meta, 3, []);
-      assert.equal(thread.help(id, mainTable.native!, b.jobs.data, b.jobs.meta, 3, []), 3, `batch ${id}: the main thread ran it`);
-      assert.ok(thread.isDone(id), `batch ${id} done`);
+      if (thread.help(id, mainTable.native!, b.jobs.data, b.jobs.meta, 3, []) !== 3) alone = false;
+      if (!thread.isDone(id)) await whenDone(thread, id, 20000, calls);
       assertOpened(b, `batch ${id}`);
     }
-    assert.equal(thread.isDone(1), false, 'the thread was still on batch 1 (else nothing stale was queued)');
+    const happened = alone && !thread.isDone(1);
     // batch 66 takes batch 2's ring slot while batch 2 still sits in the thread's queue; the
     // thread comes to it after batch 1 and must leave it (and batch 66's jobs) alone
     thread.run(66, last.jobs.data, last.jobs.meta, 5, []);
@@ -138,9 +144,16 @@ test('threadHelp: a batch the main thread finished alone, still queued when its 
     assertOpened(last, 'batch 66 (run by the thread)');
     small.forEach((b, k) => assertOpened(b, `batch ${k + 2}, after the thread went past it`));
     await whenDone(thread, 1, 20000, calls);
+    return happened;
   } finally {
     thread.close();
   }
+}
+
+test('threadHelp: a batch the main thread finished alone, still queued when its ring slot went to a later batch, takes nothing', { skip }, async () => {
+  // a loaded machine may stall this thread longer than the thread's batch 1: tried again then
+  for (let k = 0; k < 5; k++) if (await staleTry()) return;
+  assert.fail('the thread was never still on batch 1 when the main thread had run the others');
 });
 
 test('threadHelp: the main thread and the crypto thread share batches; every job runs once', { skip }, async () => {
@@ -204,12 +217,13 @@ test('threadHelp: refuses the thread\'s own table, a write thread, bad ids and b
 
 test('pool: with --workers 1 the main thread helps a crypto-bound run; none without help; same results', { skip }, async () => {
   for (const help of [true, false]) {
-    // made first: making one takes longer than its crypto
-    const batches = Array.from({ length: 60 }, () => openBatch(256, 1400));
+    // 3DES + HMAC-SHA-512: the crypto (~5 ms a batch) is the slower side, whatever the machine;
+    // made first: making one takes as long as its crypto
+    const batches = Array.from({ length: 30 }, () => openBatch(64, 1400, 1));
     const runner = createCryptoRunner(1, { threads: 'native', everyBatch: true, help });
     try {
-      const inflight: { b: { jobs: JobBatch; plain: Uint8Array }; done: PromiseLike<void> }[] = [];
-      for (let k = 0; k < 60; k++) {
+      const inflight: { b: ReturnType<typeof openBatch>; done: PromiseLike<void> }[] = [];
+      for (let k = 0; k < 30; k++) {
         const b = batches[k]!;
         inflight.push({ b, done: runner.run(b.jobs, DEFS) });
         while (inflight.length >= runner.depth) {
@@ -222,10 +236,10 @@ test('pool: with --workers 1 the main thread helps a crypto-bound run; none with
         await x.done;
         assertOpened(x.b, `help ${help}, last batches`);
       }
-      assert.equal(runner.batchesOnWorkers, 60);
+      assert.equal(runner.batchesOnWorkers, 30);
       if (help) {
         assert.ok(runner.batchesHelped > 0 && runner.jobsHelped > 0, `helped ${runner.batchesHelped} batches, ${runner.jobsHelped} jobs`);
-        assert.ok(runner.jobsHelped <= 60 * 256);
+        assert.ok(runner.jobsHelped < 30 * 64);
       } else assert.equal(runner.batchesHelped + runner.jobsHelped, 0);
     } finally {
       await runner.close();
