@@ -1635,7 +1635,8 @@ static napi_value js_thread_run(napi_env env, napi_callback_info info) {
   }
   j->id = id;
   /* the batch's words (run_shared), zeroed before the thread can see the batch (the queue's lock
-     orders them); the ring slot's last batch is long done (at most TW_RING queued) */
+     orders them). The ring slot's last batch is done: JS has at most TW_RING batches unfinished;
+     one the main thread finished may still sit in the queue, and then takes nothing */
   {
     int k = id & (TW_RING - 1);
     __atomic_store_n(&c->words[TW_FIN + k], 0, __ATOMIC_RELAXED);

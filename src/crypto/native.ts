@@ -511,8 +511,9 @@ abstract class AddonThread {
 }
 
 /**
- * See NativeSlotTable.startThread. Batch ids are positive; at most TW_RING batches may be queued
- * at once.
+ * See NativeSlotTable.startThread. Batch ids are positive; at most TW_RING batches may be
+ * unfinished at once (a batch finished by help() may still sit in the thread's queue: it then
+ * takes nothing).
  */
 export class NativeThread extends AddonThread {
   /** Queue jobs [0, n) of a batch; its buffers must stay alive and untouched until it is done. */
