@@ -1338,6 +1338,9 @@ typedef struct {
 #define TW_WORDS (TW_FIN + TW_RING)
 typedef char tw_claim_is_even[(TW_CLAIM % 2) == 0 ? 1 : -1];
 
+/* The claim word of ring slot k. */
+static int64_t *claim_word(cthread *c, int k) { return (int64_t *)(void *)(c->words + TW_CLAIM) + k; }
+
 /* Jobs taken at a time from a batch that two threads share (run_shared): ~10 us of AES-GCM at
    1400 B, so the one that comes second waits at most that long for the other's last piece. */
 #define CLAIM 16
@@ -1350,7 +1353,7 @@ typedef char tw_claim_is_even[(TW_CLAIM % 2) == 0 ? 1 : -1];
    the jobs it ran to *ran. */
 static int run_shared(cthread *c, slot_table *t, batch_args *b, int32_t id, int32_t *ran) {
   int k = id & (TW_RING - 1);
-  int64_t *claim = (int64_t *)(void *)(c->words + TW_CLAIM) + k;
+  int64_t *claim = claim_word(c, k);
   int32_t *fin = &c->words[TW_FIN + k];
   int32_t n = (int32_t)b->n;
   int last = 0;
@@ -1462,9 +1465,9 @@ static void cthread_main(void *arg) {
     c->head = j->next;
     if (c->head == NULL) c->tail = NULL;
     uv_mutex_unlock(&c->mu);
-    t0 = uv_hrtime();
     if (j->wlen > 0) {
       int32_t none = 0;
+      t0 = uv_hrtime();
       deferred = (uint32_t)(j->iovcnt > 0 ? writev_all(j->fd, j->iov, j->iovcnt, j->wpos) : write_all(j->fd, j->wp, j->wlen, j->wpos)); /* 0 or errno */
       if (deferred != 0) __atomic_compare_exchange_n(&c->words[TW_WERR], &none, (int32_t)deferred, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
       us = (uv_hrtime() - t0) / 1000;
@@ -1642,7 +1645,7 @@ static napi_value js_thread_run(napi_env env, napi_callback_info info) {
     __atomic_store_n(&c->words[TW_FIN + k], 0, __ATOMIC_RELAXED);
     __atomic_store_n(&c->words[TW_DEFERRED + k], 0, __ATOMIC_RELAXED);
     __atomic_store_n(&c->words[TW_MICROS + k], 0, __ATOMIC_RELAXED);
-    __atomic_store_n((int64_t *)(void *)(c->words + TW_CLAIM) + k, (int64_t)id << 32, __ATOMIC_RELEASE);
+    __atomic_store_n(claim_word(c, k), (int64_t)id << 32, __ATOMIC_RELEASE);
   }
   cthread_enqueue(c, j);
   return NULL;
@@ -1674,7 +1677,7 @@ static napi_value js_thread_help(napi_env env, napi_callback_info info) {
   /* finished by this call, or by the thread since (which may not have said so yet): said now;
      nothing for an id whose ring slot holds another batch (not queued, or long done) */
   if (__atomic_load_n(&c->words[TW_DONE + k], __ATOMIC_SEQ_CST) != id &&
-      (int32_t)(__atomic_load_n((int64_t *)(void *)(c->words + TW_CLAIM) + k, __ATOMIC_ACQUIRE) >> 32) == id &&
+      (int32_t)(__atomic_load_n(claim_word(c, k), __ATOMIC_ACQUIRE) >> 32) == id &&
       (run_shared(c, t, &b, id, &ran) || __atomic_load_n(&c->words[TW_FIN + k], __ATOMIC_ACQUIRE) == (int32_t)b.n))
     __atomic_store_n(&c->words[TW_DONE + k], id, __ATOMIC_SEQ_CST);
   CHECK(napi_create_int32(env, ran, &out));

@@ -623,6 +623,8 @@ class NativeRunner extends PoolRunner<ThreadSlot> {
   private readonly pending = new Map<number, ThreadPending>();
   /** See RunnerOptions.help. */
   private readonly helps: boolean;
+  /** close() was called: the threads are gone (a batch awaited after that is not helped). */
+  private closed = false;
 
   constructor(n: number, o: RunnerOptions) {
     super(n, o);
@@ -717,6 +719,4 @@ class NativeRunner extends PoolRunner<ThreadSlot> {
     this.pending.clear();
     return Promise.resolve();
   }
-  /** close() was called: the threads are gone (a batch awaited after that is not helped). */
-  private closed = false;
 }
