@@ -22,6 +22,7 @@ import { existsSync, mkdirSync, openSync, readSync, writeSync, closeSync, statSy
 import { availableParallelism } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { byRole, cpuBudget } from './cpu-budget.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const DATA = join(ROOT, 'bench', 'data');
@@ -440,6 +441,38 @@ async function bounds(out: string, oob: string): Promise<void> {
   console.log(`\nRAM copy rate (Buffer.copy, 1500 B pieces, 256 MB buffers): 1 thread ${c1.toFixed(1)} GB/s; 2 threads at once ${c2.toFixed(1)} GB/s together`);
 }
 
+/**
+ * What bounds the 2 GB AES-GCM figure: one more run at NCPU workers, its threads' CPU time read
+ * from /proc while it runs (cpu-budget.ts). The cores' time is the budget: what each thread used,
+ * how long the main thread waited runnable for a core, and what the machine left idle.
+ */
+async function printCpuBudget(file: string, size: number, ts: { secs: number; frames: number } | null, out: string, oob: string): Promise<void> {
+  clearOutputs();
+  const b = await cpuBudget(BIN, ['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(NCPU), '--json']);
+  if (b.exitCode !== 0) throw new Error(`the CPU budget run failed (${b.exitCode}): ${b.stderr}`);
+  const j = JSON.parse(b.stderr.trim().split('\n').pop()!) as { framesIn: number; cryptoJobsHelped: number };
+  const cores = NCPU * b.wallS;
+  const pct = (s: number): string => `${((100 * s) / cores).toFixed(0)} %`;
+  const ratio = ts ? `, ${((j.framesIn / b.wallS) / (ts.frames / ts.secs)).toFixed(1)}× tshark` : '';
+  console.log(`\n## where the CPU time goes: one more ${(size / 1e9).toFixed(2)} GB AES-GCM run at ${NCPU} workers, ${b.wallS.toFixed(2)} s (${fmtRate(j.framesIn, b.wallS)}${ratio}), ${NCPU} cores × ${b.wallS.toFixed(2)} s = ${cores.toFixed(2)} core-seconds`);
+  console.log('| threads | on a CPU, s | share of the core-seconds | waiting runnable for a CPU, s |');
+  console.log('| --- | --- | --- | --- |');
+  const names: Record<string, string> = {
+    main: `main (reading, SA state, output order; it ran ${((100 * j.cryptoJobsHelped) / j.framesIn).toFixed(0)} % of the frames' crypto while waiting for it)`,
+    crypto: "the addon's crypto",
+    write: "the addon's writers (pcapng, OOB): the kernel's copy into the page cache",
+    other: "Node's others: libuv's I/O pool (the input's reads), V8's compiler and GC helpers",
+  };
+  let all = 0;
+  for (const r of byRole(b)) {
+    all += r.runS;
+    console.log(`| ${names[r.role]} (${r.count}) | ${r.runS.toFixed(2)} | ${pct(r.runS)} | ${r.waitS.toFixed(2)} |`);
+  }
+  console.log(`| all of ipsecov2 | ${all.toFixed(2)} | ${pct(all)} | – |`);
+  console.log(`| the machine idle (/proc/stat, all CPUs) | ${b.machineIdleS.toFixed(2)} | ${pct(b.machineIdleS)} | – |`);
+  console.log(`| the machine busy otherwise (this bench sampling: ${b.samplerS.toFixed(2)} s; other processes; threads' last ≤ 25 ms unsampled) | ${Math.max(0, b.machineBusyS - all).toFixed(2)} | ${pct(Math.max(0, b.machineBusyS - all))} | – |`);
+}
+
 async function main(): Promise<void> {
   mkdirSync(DATA, { recursive: true });
   writeFileSync(join(DATA, 'bench-sas.yaml'), SA_YAML);
@@ -561,6 +594,7 @@ async function main(): Promise<void> {
         const runs = tsAfter !== null ? `mean of the runs before and after ours: ${tsBefore!.secs.toFixed(2)}, ${tsAfter.secs.toFixed(2)} s` : 'one run';
         console.log(`| tshark 4 (${runs}) | ${ts.secs.toFixed(2)} | ${fmtRate(ts.frames, ts.secs, 0)} (${ts.frames} good ICVs) | ${gbit(ts.frames * 1400, ts.secs)} | – | – | 1× |`);
       }
+      if (algo === 'gcm' && process.platform === 'linux') await printCpuBudget(file, size, ts, out, oob);
       if (algo === 'gcm') {
         // the same capture through a pipe (standard input: no read-ahead, chunks as they come)
         const piped = runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', '-', '-w', out, '--oob', oob, '--workers', String(NCPU)], undefined, file);
