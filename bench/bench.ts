@@ -594,7 +594,6 @@ async function main(): Promise<void> {
         const runs = tsAfter !== null ? `mean of the runs before and after ours: ${tsBefore!.secs.toFixed(2)}, ${tsAfter.secs.toFixed(2)} s` : 'one run';
         console.log(`| tshark 4 (${runs}) | ${ts.secs.toFixed(2)} | ${fmtRate(ts.frames, ts.secs, 0)} (${ts.frames} good ICVs) | ${gbit(ts.frames * 1400, ts.secs)} | – | – | 1× |`);
       }
-      if (algo === 'gcm' && process.platform === 'linux') await printCpuBudget(file, size, ts, out, oob);
       if (algo === 'gcm') {
         // the same capture through a pipe (standard input: no read-ahead, chunks as they come)
         const piped = runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', '-', '-w', out, '--oob', oob, '--workers', String(NCPU)], undefined, file);
@@ -623,6 +622,8 @@ async function main(): Promise<void> {
           const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
           console.log(`| ${NCPU}, onto the outputs of the run before${reruns[k]![0]} | ${secs.toFixed(2)} (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * 1400, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${addonWrote(r0)} | ${ratio} |`);
         }
+        // after the table's rows: what bounds the figure
+        if (process.platform === 'linux') await printCpuBudget(file, size, ts, out, oob);
       }
     }
   }
