@@ -88,7 +88,14 @@ class Sampler {
     }
     for (const t of tids) {
       const tid = Number(t);
-      if (this.seen.has(tid)) continue;
+      const e = this.seen.get(tid);
+      if (e !== undefined) {
+        // a thread listed as it started may not have named itself yet (the addon's do at once)
+        if (e.name === 'node' && tid !== this.pid && e.fd >= 0) {
+          try { e.name = readFileSync(`/proc/${this.pid}/task/${t}/comm`, 'latin1').trim(); } catch { /* ended */ }
+        }
+        continue;
+      }
       try {
         const name = readFileSync(`/proc/${this.pid}/task/${t}/comm`, 'latin1').trim();
         this.seen.set(tid, { tid, name, runS: 0, waitS: 0, fd: openSync(`/proc/${this.pid}/task/${t}/schedstat`, 'r') });
