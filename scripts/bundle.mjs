@@ -14,8 +14,10 @@
 //   holds the module inside its wrapper function, in ASCII (below).
 // - worker.js: an ES module (new Worker() loads it by URL).
 // - cli.cjs.<size>-<mtime>.cache: V8's code cache of cli.cjs after an rx run on the demo capture
-//   (so it holds the functions that run compiled too). The name ties it to this exact bundle file;
-//   V8 also rejects a cache from another V8 version or other flags, and bin then compiles normally.
+//   (so it holds the functions that run compiled too), under the V8 flags bin/ipsecov2's shell
+//   line passes; cli.cjs.<size>-<mtime>.direct.cache: the same under no flags, for
+//   `node bin/ipsecov2`. The name ties it to this exact bundle file; V8 also rejects a cache from
+//   another V8 version or other flags, and bin then compiles normally.
 //
 // The bundle sits at the same depth as dist/src/<dir>/ so the paths the code derives from
 // import.meta.url (package root, addon, worker file ./worker.js) stay right.
@@ -24,7 +26,7 @@
 // Without esbuild (a dev dependency) this prints a note and leaves the modules in use.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -100,19 +102,24 @@ await esbuild.build({
   banner: { js: "import { createRequire as __ipsecov2Require } from 'node:module'; const require = __ipsecov2Require(import.meta.url);" },
 });
 
-// The code cache: bin/ipsecov2 writes it after a run when IPSECOV2_CODE_CACHE_OUT is set.
+// The code caches: bin/ipsecov2 writes one after a run when IPSECOV2_CODE_CACHE_OUT is set. The
+// V8 flags its shell line passes (`exec node <flags> "$0" "$@"`) are read from that line.
 const cli = join(out, 'cli.cjs');
 const st = statSync(cli);
-const cache = `${cli}.${st.size}-${Math.trunc(st.mtimeMs)}.cache`;
+const base = `${cli}.${st.size}-${Math.trunc(st.mtimeMs)}`;
+const binFile = join(root, 'bin/ipsecov2');
+const launchFlags = (/^':' \/\/;.*\bexec node (.*?)\s*"\$0" "\$@"$/m.exec(readFileSync(binFile, 'utf8'))?.[1] ?? '').split(/\s+/).filter(Boolean);
 const demo = join(root, 'fixtures/demo');
 const tmp = mkdtempSync(join(tmpdir(), 'ipsecov2-cache-'));
 try {
-  const r = spawnSync(process.execPath, [
-    join(root, 'bin/ipsecov2'), 'rx', '--sa', join(demo, 'demo-sas.yaml'), join(demo, 'demo.pcapng'),
-    '-w', join(tmp, 'o.pcapng'), '--oob', join(tmp, 'o.jsonl'), '--workers', '0', '--quiet',
-  ], { encoding: 'utf8', env: { ...process.env, IPSECOV2_CODE_CACHE_OUT: cache, NO_COLOR: '1' } });
-  const made = readdirSync(out).some((f) => join(out, f) === cache);
-  if (!made) console.error(`bundle: no code cache written (the CLI starts ~0.03 s slower): ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}`);
+  for (const [flags, cache] of [[launchFlags, `${base}.cache`], [[], `${base}.direct.cache`]]) {
+    const r = spawnSync(process.execPath, [
+      ...flags, binFile, 'rx', '--sa', join(demo, 'demo-sas.yaml'), join(demo, 'demo.pcapng'),
+      '-w', join(tmp, 'o.pcapng'), '--oob', join(tmp, 'o.jsonl'), '--workers', '0', '--quiet',
+    ], { encoding: 'utf8', env: { ...process.env, IPSECOV2_CODE_CACHE_OUT: cache, NO_COLOR: '1' } });
+    const made = readdirSync(out).some((f) => join(out, f) === cache);
+    if (!made) console.error(`bundle: no code cache written for ${flags.length > 0 ? flags.join(' ') : 'node bin/ipsecov2'} (the CLI starts ~0.03 s slower): ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}`);
+  }
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -16,6 +16,13 @@ const DEMO = join(ROOT, 'fixtures', 'demo');
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The same, with bin run as a program (its shell line starts `node`: this test's Node, first on PATH). */
+function runProgram(args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN): { status: number | null; stdout: string; stderr: string } {
+  const path = `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}`;
+  const r = spawnSync(bin, args, { encoding: 'utf8', env: { ...process.env, PATH: path, NO_COLOR: '1', ...env } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -28,6 +35,10 @@ test('bundle: npm test built it and bin/ipsecov2 runs it; IPSECOV2_NO_BUNDLE=1 r
   const b = run(['--version']);
   assert.equal(b.status, 0, b.stderr);
   assert.match(b.stdout, /code: bundle, V8 code cache\)/, 'the bundle or its code cache is missing, or older than dist/src: npm test runs `node scripts/bundle.mjs` after tsc');
+  // run as a program, under the V8 flags of its shell line: the other cache
+  const p = runProgram(['--version']);
+  assert.equal(p.status, 0, p.stderr);
+  assert.match(p.stdout, /code: bundle, V8 code cache\)/, 'no code cache made under the flags bin/ipsecov2 passes');
   // the pool finds its worker beside itself: the bundled one (import.meta.url is the bundle's own URL)
   const cli = readFileSync(join(ROOT, 'dist/src/bundle/cli.cjs'), 'utf8');
   assert.match(cli, /new URL\("\.\/worker\.js", __ipsecov2Url\)/);
@@ -107,7 +118,7 @@ test('bundle: the code cache is tied to its bundle; a missing, foreign or corrup
   writeFileSync(bun, state);
   const t = Math.floor(Date.now() / 1000) - 10;
   utimesSync(bun, t, t);
-  const cacheOf = (): string => { const st = statSync(bun); return `${bun}.${st.size}-${Math.trunc(st.mtimeMs)}.cache`; };
+  const cacheOf = (): string => { const st = statSync(bun); return `${bun}.${st.size}-${Math.trunc(st.mtimeMs)}.direct.cache`; };
   assert.equal(run([], {}, bin).stdout.trim(), 'none');
   // what scripts/bundle.mjs does: a run that writes the cache, then runs that use it
   const w = run([], { IPSECOV2_CODE_CACHE_OUT: cacheOf() }, bin);
@@ -124,6 +135,37 @@ test('bundle: the code cache is tied to its bundle; a missing, foreign or corrup
   writeFileSync(bun, state.replace('/*A*/', '/*B*/'));
   utimesSync(bun, t + 5, t + 5);
   assert.equal(run([], {}, bin).stdout.trim(), 'none');
+});
+
+test('bundle: run as a program, bin/ipsecov2 caps V8\'s young generation, and each way of starting it has its own code cache', { skip: process.platform === 'win32' ? 'needs a POSIX shell' : false }, () => {
+  const d = mkdtempSync(join(tmpdir(), 'ipsecov2-bundle-'));
+  mkdirSync(join(d, 'bin'));
+  mkdirSync(join(d, 'dist/src/bundle'), { recursive: true });
+  const bin = join(d, 'bin', 'ipsecov2');
+  copyFileSync(BIN, bin);
+  writeFileSync(join(d, 'package.json'), '{"type":"module"}');
+  const bun = join(d, 'dist/src/bundle/cli.cjs');
+  writeFileSync(bun, wrapped("exports.main = async function () { console.log(String(globalThis[Symbol.for('ipsecov2.codeCache')]), JSON.stringify(process.execArgv)); return 0; };"));
+  const t = Math.floor(Date.now() / 1000) - 10;
+  utimesSync(bun, t, t);
+  const st = statSync(bun);
+  const base = `${bun}.${st.size}-${Math.trunc(st.mtimeMs)}`;
+  const FLAGS = '["--max-semi-space-size=4"]';
+  assert.equal(runProgram([], {}, bin).stdout.trim(), `none ${FLAGS}`);
+  assert.equal(run([], {}, bin).stdout.trim(), 'none []');
+  // a cache made under no flags, where the program looks: V8 sees the program's flag and rejects it
+  const w = run([], { IPSECOV2_CODE_CACHE_OUT: `${base}.cache` }, bin);
+  assert.equal(w.status, 0, w.stderr);
+  assert.ok(statSync(`${base}.cache`).size > 0);
+  assert.equal(runProgram([], {}, bin).stdout.trim(), `rejected ${FLAGS}`);
+  // what scripts/bundle.mjs does: one made under the program's flags, and one under none
+  const wf = spawnSync(process.execPath, ['--max-semi-space-size=4', bin], { encoding: 'utf8', env: { ...process.env, IPSECOV2_CODE_CACHE_OUT: `${base}.cache` } });
+  assert.equal(wf.status, 0, wf.stderr);
+  assert.equal(runProgram([], {}, bin).stdout.trim(), `used ${FLAGS}`);
+  assert.equal(run([], {}, bin).stdout.trim(), 'none []');
+  run([], { IPSECOV2_CODE_CACHE_OUT: `${base}.direct.cache` }, bin);
+  assert.equal(run([], {}, bin).stdout.trim(), 'used []');
+  assert.equal(runProgram([], {}, bin).stdout.trim(), `used ${FLAGS}`);
 });
 
 test('bundle: node:crypto and node:child_process load only when used (lazy stand-ins), and work when they are', (t) => {
