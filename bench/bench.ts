@@ -202,6 +202,22 @@ function clearOutputs(): void {
 }
 
 /**
+ * Read a capture once, untimed, so the timed runs find it in the page cache. On the bench VM the
+ * kernel drops cached pages of the inputs even with most of memory free (after a full bench run,
+ * half of the 2 GB AES-GCM capture was no longer cached, with 14 GB free), and a timed run that
+ * reads from the disk measures the disk.
+ */
+function warmInput(file: string): void {
+  const fd = openSync(file, 'r');
+  const buf = Buffer.allocUnsafe(8 << 20);
+  try {
+    for (let o = 0, n = 1; n > 0; o += n) n = readSync(fd, buf, 0, buf.length, o);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * `stdinFrom`: the input comes through a pipe from `cat` of this file (args name '-' as input).
  * `overwrite`: the previous run's outputs are left in place, as a re-run to the same names finds them.
  */
@@ -243,6 +259,12 @@ const ESP_VARIANTS: Variant[] = [
   { w: NCPU, env: { IPSECOV2_NO_HELP: '1' }, note: ', the main thread waiting for the crypto thread instead of taking part (IPSECOV2_NO_HELP=1)', label: ', main thread not helping' },
 ];
 const HELPERS_OTHER: Variant = { w: NCPU, env: { IPSECOV2_NO_HELPER_BATCH: '1' }, note: ', helper threads not SCHED_BATCH (IPSECOV2_NO_HELPER_BATCH=1)', label: ', helpers SCHED_OTHER' };
+/**
+ * The path without the addon, at a worker count above any the pool starts (3: it grows there,
+ * node:crypto's per-packet setup making the workers the slower side): the memory target holds
+ * whatever N, on either path. Three worker isolates are its largest footprint.
+ */
+const FALLBACK: Variant = { w: 8, env: { IPSECOV2_NO_NATIVE: '1' }, note: ', the node:crypto fallback on worker_threads (IPSECOV2_NO_NATIVE=1)', label: ', node:crypto fallback' };
 
 /**
  * Rows 0..n-1 of repetition `rep`, starting at row `rep % n`: the first run of a repetition can
@@ -565,10 +587,12 @@ async function main(): Promise<void> {
       // AES-GCM (the 17× target): tshark before and after our runs, the ratio against the mean of
       // the two, so a drift of the machine's speed during the section weighs on both sides
       const tsBefore = ONLY.includes('tshark') ? tsharkTime(file, algo) : null;
+      warmInput(file);
       // also at NCPU workers with glibc's heap as it is (src/pipeline/heap.ts), on worker_threads
       // (pool.ts), written through libuv (capture/writer.ts), and for AES-GCM with the helper
-      // threads left SCHED_OTHER (src/pipeline/priority.ts), interleaved
-      const variants = algo === 'gcm' ? [...ESP_VARIANTS, HELPERS_OTHER] : ESP_VARIANTS;
+      // threads left SCHED_OTHER (src/pipeline/priority.ts) and on the node:crypto fallback,
+      // interleaved
+      const variants = algo === 'gcm' ? [...ESP_VARIANTS, HELPERS_OTHER, FALLBACK] : ESP_VARIANTS;
       const byCount: RunFig[][] = variants.map(() => []);
       for (let i = 0; i < Math.min(REPS, 3); i++) {
         rotated(variants.length, i, (k) => { const v = variants[k]!; byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(v.w)], v.env)); });
@@ -640,13 +664,18 @@ async function main(): Promise<void> {
     console.log('| --- | --- | --- | --- | --- |');
     const pass: [number, NodeJS.ProcessEnv | undefined, string][] = [[0, undefined, ''], [0, { IPSECOV2_BATCH_FRAMES: '256' }, ', read batches of 256 frames'], [NCPU, undefined, '']];
     const byRow: RunFig[][] = pass.map(() => []);
-    // the section before left 2.6 GB of outputs to write back: on disk before the first timed run
+    // the section before left 2.6 GB of outputs to write back: on disk before the first timed run.
+    // Three repetitions, rotated, so each row runs once in each place. With two, the inline row
+    // measured 2.6-3.6 s against 1.2-2.6 s for the others in five bench runs, while interleaved
+    // runs with a `sync` before each measured the two inline rows alike (1.64 and 1.65 s, medians
+    // of 7); with three the rows agreed (1.76, 1.77 and 1.69 s).
     spawnSync('sync');
-    for (let i = 0; i < Math.min(REPS, 2); i++) rotated(pass.length, i, (k) => { const [w, env] = pass[k]!; byRow[k]!.push(runCli(['rx', '--sa', join(DATA, 'nomatch-sas.yaml'), big, '-w', out, '--oob', oob, '--workers', String(w)], env)); });
+    warmInput(big);
+    for (let i = 0; i < Math.min(REPS, 3); i++) rotated(pass.length, i, (k) => { const [w, env] = pass[k]!; byRow[k]!.push(runCli(['rx', '--sa', join(DATA, 'nomatch-sas.yaml'), big, '-w', out, '--oob', oob, '--workers', String(w)], env)); });
     pass.forEach(([w, , note], k) => {
       const runs = byRow[k]!;
       const secs = median(runs.map((r) => r.seconds));
-      console.log(`| ${w}${note} | ${secs.toFixed(2)} | ${fmtRate(runs[0]!.frames, secs)} | ${(size / 1e6 / secs).toFixed(0)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} |`);
+      console.log(`| ${w}${note} | ${secs.toFixed(2)} (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) | ${fmtRate(runs[0]!.frames, secs)} | ${(size / 1e6 / secs).toFixed(0)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} |`);
     });
   }
   if (ONLY.includes('adversarial')) {
