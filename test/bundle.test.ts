@@ -106,7 +106,11 @@ test('bundle: a bundle older than any compiled module (a later tsc) is not used'
   assert.equal(run([], { IPSECOV2_NO_BUNDLE: '1' }, bin).stdout.trim(), 'modules');
 });
 
-test('bundle: the code cache is tied to its bundle; a missing, foreign or corrupt cache only costs time', () => {
+/**
+ * A copy of bin/ipsecov2 in a temporary package whose bundle is `main` (a module's text), dated 10
+ * s ago: older than anything a test writes after it.
+ */
+function fakeBundle(main: string): { bin: string; bun: string; t: number } {
   const d = mkdtempSync(join(tmpdir(), 'ipsecov2-bundle-'));
   mkdirSync(join(d, 'bin'));
   mkdirSync(join(d, 'dist/src/bundle'), { recursive: true });
@@ -114,10 +118,15 @@ test('bundle: the code cache is tied to its bundle; a missing, foreign or corrup
   copyFileSync(BIN, bin);
   writeFileSync(join(d, 'package.json'), '{"type":"module"}');
   const bun = join(d, 'dist/src/bundle/cli.cjs');
-  const state = wrapped("/*A*/ exports.main = async function () { console.log(String(globalThis[Symbol.for('ipsecov2.codeCache')])); return 0; };");
-  writeFileSync(bun, state);
+  writeFileSync(bun, wrapped(main));
   const t = Math.floor(Date.now() / 1000) - 10;
   utimesSync(bun, t, t);
+  return { bin, bun, t };
+}
+
+test('bundle: the code cache is tied to its bundle; a missing, foreign or corrupt cache only costs time', () => {
+  const main = "/*A*/ exports.main = async function () { console.log(String(globalThis[Symbol.for('ipsecov2.codeCache')])); return 0; };";
+  const { bin, bun, t } = fakeBundle(main);
   const cacheOf = (): string => { const st = statSync(bun); return `${bun}.${st.size}-${Math.trunc(st.mtimeMs)}.direct.cache`; };
   assert.equal(run([], {}, bin).stdout.trim(), 'none');
   // what scripts/bundle.mjs does: a run that writes the cache, then runs that use it
@@ -132,22 +141,13 @@ test('bundle: the code cache is tied to its bundle; a missing, foreign or corrup
   assert.equal(r.stdout.trim(), 'rejected');
   // a rebuilt bundle (new mtime) never meets the old cache, even one of the same length
   run([], { IPSECOV2_CODE_CACHE_OUT: cacheOf() }, bin);
-  writeFileSync(bun, state.replace('/*A*/', '/*B*/'));
+  writeFileSync(bun, wrapped(main.replace('/*A*/', '/*B*/')));
   utimesSync(bun, t + 5, t + 5);
   assert.equal(run([], {}, bin).stdout.trim(), 'none');
 });
 
 test('bundle: run as a program, bin/ipsecov2 caps V8\'s young generation, and each way of starting it has its own code cache', { skip: process.platform === 'win32' ? 'needs a POSIX shell' : false }, () => {
-  const d = mkdtempSync(join(tmpdir(), 'ipsecov2-bundle-'));
-  mkdirSync(join(d, 'bin'));
-  mkdirSync(join(d, 'dist/src/bundle'), { recursive: true });
-  const bin = join(d, 'bin', 'ipsecov2');
-  copyFileSync(BIN, bin);
-  writeFileSync(join(d, 'package.json'), '{"type":"module"}');
-  const bun = join(d, 'dist/src/bundle/cli.cjs');
-  writeFileSync(bun, wrapped("exports.main = async function () { console.log(String(globalThis[Symbol.for('ipsecov2.codeCache')]), JSON.stringify(process.execArgv)); return 0; };"));
-  const t = Math.floor(Date.now() / 1000) - 10;
-  utimesSync(bun, t, t);
+  const { bin, bun } = fakeBundle("exports.main = async function () { console.log(String(globalThis[Symbol.for('ipsecov2.codeCache')]), JSON.stringify(process.execArgv)); return 0; };");
   const st = statSync(bun);
   const base = `${bun}.${st.size}-${Math.trunc(st.mtimeMs)}`;
   const FLAGS = '["--max-semi-space-size=4"]';
