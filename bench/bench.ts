@@ -13,6 +13,8 @@
  *                  before and after our runs),
  *                  and pass-through
  *   BENCH_ONLY     comma list of figures to run: esp,large,passthrough,adversarial,tshark,bounds
+ *                  (bounds: the fixed costs of the BENCH_FRAMES rows, two processes against one,
+ *                  the output writers, RAM copy rate)
  *
  * Each timed run starts with its output files removed (untimed): replacing a 300 MB output costs
  * the unlink of the old one (0.15-0.2 s here), which is the file system's work, not ours.
@@ -23,6 +25,7 @@ import { availableParallelism } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { byRole, cpuBudget } from './cpu-budget.js';
+import { cutPcap, fixedCosts } from './fixed-costs.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const DATA = join(ROOT, 'bench', 'data');
@@ -298,6 +301,8 @@ function poolNote(runs: RunFig[]): string {
 }
 
 let startup = 0;
+/** tshark's frames/s on the AES-GCM 1400 B capture of FRAMES frames, when timed (the fixed-cost table's 17× line). */
+let tsharkGcmRate = 0;
 
 /** The speed issue's targets, as measured in this run (printed at the end). */
 const targets: { what: string; got: string; met: boolean }[] = [];
@@ -458,9 +463,54 @@ async function bounds(out: string, oob: string): Promise<void> {
     const b = median(js.map((r) => r.seconds));
     console.log(`| gcm ${payload} B, ${frames} frames | ${a.toFixed(2)} | ${fmtRate(frames, a)} | ${nat[0]!.nativeOutputFrames} | ${b.toFixed(2)} | ${fmtRate(frames, b)} | ${(b / a).toFixed(2)}× |`);
   }
+  fixedCostTable();
   const c1 = await copyRate(1);
   const c2 = await copyRate(2);
   console.log(`\nRAM copy rate (Buffer.copy, 1500 B pieces, 256 MB buffers): 1 thread ${c1.toFixed(1)} GB/s; 2 threads at once ${c2.toFixed(1)} GB/s together`);
+}
+
+/**
+ * What bounds the 200k-frame rows (bench/fixed-costs.ts): each AES-GCM capture of FRAMES frames
+ * and its first 1, 1000, 20k and 50k frames (cut once, cached beside it) at NCPU workers,
+ * interleaved and rotated; the µs a frame between the rows, and the run split into its frames at
+ * the last rows' rate and the rest (start-up and V8's warm-up), against what the targets allow.
+ */
+function fixedCostTable(): void {
+  const counts = [1, 1000, 20000, 50000].filter((n) => n < FRAMES);
+  if (counts.length === 0) return;
+  console.log(`\n## what bounds the ${FRAMES}-frame rows: the same capture cut to its first N frames, ${NCPU} workers`);
+  console.log('| capture | frames | median s | µs a frame since the row before |');
+  console.log('| --- | --- | --- | --- |');
+  const sa = join(DATA, 'bench-sas.yaml');
+  const out = join(DATA, 'out.pcapng');
+  const oob = join(DATA, 'out.jsonl');
+  const notes: string[] = [];
+  for (const payload of [64, 1400]) {
+    const file = ensureEsp('gcm', payload, FRAMES);
+    const files = counts.map((n) => {
+      const cut = file.replace(/\.pcap$/, `.first${n}.pcap`);
+      if (!existsSync(cut)) cutPcap(file, n, cut);
+      return cut;
+    });
+    files.push(file);
+    const frames = [...counts, FRAMES];
+    const secs: number[][] = files.map(() => []);
+    for (let i = 0; i < Math.max(REPS * 3, 9); i++) {
+      rotated(files.length, i, (k) => { secs[k]!.push(runCli(['rx', '--sa', sa, '--any-direction', files[k]!, '-w', out, '--oob', oob, '--workers', String(NCPU)]).seconds); });
+    }
+    const rows = frames.map((n, k) => ({ frames: n, secs: median(secs[k]!) }));
+    const f = fixedCosts(rows);
+    rows.forEach((r, k) => console.log(`| gcm ${payload} B | ${r.frames} | ${r.secs.toFixed(3)} | ${f.perFrameUs[k] === null ? '–' : f.perFrameUs[k]!.toFixed(2)} |`));
+    const last = rows[rows.length - 1]!;
+    const goal = payload === 64
+      ? `the 500k frames/s target means ${(FRAMES / 500000).toFixed(2)} s for all of them`
+      : tsharkGcmRate > 0 ? `17× tshark (${kfps(tsharkGcmRate)} in this run) means ${(FRAMES / (17 * tsharkGcmRate)).toFixed(2)} s for all of them` : '';
+    notes.push(Number.isNaN(f.steadyUs)
+      ? `gcm ${payload} B: the last two rows are within the noise of each other: no steady rate this run.`
+      : `gcm ${payload} B: at the last rows' rate (${f.steadyUs.toFixed(2)} µs a frame) the ${FRAMES} frames take ${f.steadySecs.toFixed(2)} s; start-up and warm-up the other ${f.fixedSecs.toFixed(2)} s (${Math.round((100 * f.fixedSecs) / last.secs)} % of the run)${goal ? `; ${goal}` : ''}.`);
+  }
+  console.log('');
+  for (const n of notes) console.log(n);
 }
 
 /**
@@ -572,6 +622,7 @@ async function main(): Promise<void> {
         console.log(`| ${algo === 'heavy' ? '3des+sha512' : algo} ${payload === MIXED ? '1400 B and 20–44 B alternating' : `${payload} B`}${nFrames !== FRAMES ? `, ${r0.frames} frames` : ''} | ${w}${w > 0 ? ` (${poolNote(runs)})` : ''}${variants[k]!.note} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * (payload === MIXED ? MIXED_MEAN : payload), secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
       }
       if (ts) console.log(`| tshark 4 ${algo} ${payload} B | – | ${ts.secs.toFixed(2)} | ${fmtRate(ts.frames, ts.secs, 0)} (${ts.frames} good ICVs) | ${gbit(ts.frames * payload, ts.secs)} | – | 1× |`);
+      if (ts && algo === 'gcm' && payload === 1400 && nFrames === FRAMES) tsharkGcmRate = ts.frames / ts.secs;
     }
   }
   if (ONLY.includes('large') && GB > 0) {
