@@ -19,12 +19,14 @@ test('machineTimes: /proc/stat busy and idle seconds (idle + iowait idle; steal 
 });
 
 test('cpuBudget: threads found by name, the main thread first, their CPU counted', { skip: process.platform !== 'linux' }, async () => {
-  // the main thread spins ~0.3 s; a worker named like the addon's crypto thread spins ~0.3 s too
+  // the main thread spins for 0.3 s of its own CPU time; a worker spins 0.3 s too. CPU time, not
+  // wall time: on a busy machine 0.3 s of wall time gave the main thread 0.22 s of CPU.
+  const spin = "const spin = (s) => { const fs = require('node:fs'); const cpu = () => Number(fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e9; const t = cpu(); while (cpu() - t < s); };";
   const script = `
     const { Worker } = require('node:worker_threads');
-    const spin = (ms) => { const t = Date.now(); while (Date.now() - t < ms); };
-    const w = new Worker("require('node:worker_threads').parentPort.once('message', () => { const t = Date.now(); while (Date.now() - t < 300); process.exit(0); });", { eval: true, name: 'x' });
-    w.once('online', () => { w.postMessage(0); spin(300); });
+    ${spin}
+    const w = new Worker(${JSON.stringify(`${spin} require('node:worker_threads').parentPort.once('message', () => { spin(0.3); process.exit(0); });`)}, { eval: true, name: 'x' });
+    w.once('online', () => { w.postMessage(0); spin(0.3); });
   `;
   const b = await cpuBudget(process.execPath, ['-e', script]);
   assert.equal(b.exitCode, 0, b.stderr);
