@@ -468,7 +468,7 @@ async function bounds(out: string, oob: string): Promise<void> {
     const b = median(js.map((r) => r.seconds));
     console.log(`| gcm ${payload} B, ${frames} frames | ${a.toFixed(2)} | ${fmtRate(frames, a)} | ${nat[0]!.nativeOutputFrames} | ${b.toFixed(2)} | ${fmtRate(frames, b)} | ${(b / a).toFixed(2)}× |`);
   }
-  fixedCostTable();
+  fixedCostTable(sa, out, oob);
   const c1 = await copyRate(1);
   const c2 = await copyRate(2);
   console.log(`\nRAM copy rate (Buffer.copy, 1500 B pieces, 256 MB buffers): 1 thread ${c1.toFixed(1)} GB/s; 2 threads at once ${c2.toFixed(1)} GB/s together`);
@@ -480,15 +480,12 @@ async function bounds(out: string, oob: string): Promise<void> {
  * interleaved and rotated; the µs a frame between the rows, and the run split into its frames at
  * the last rows' rate and the rest (start-up and V8's warm-up), against what the targets allow.
  */
-function fixedCostTable(): void {
+function fixedCostTable(sa: string, out: string, oob: string): void {
   const counts = [1, 1000, 20000, 50000].filter((n) => n < FRAMES);
   if (counts.length === 0) return;
   console.log(`\n## what bounds the ${FRAMES}-frame rows: the same capture cut to its first N frames, ${NCPU} workers`);
   console.log('| capture | frames | median s | µs a frame since the row before |');
   console.log('| --- | --- | --- | --- |');
-  const sa = join(DATA, 'bench-sas.yaml');
-  const out = join(DATA, 'out.pcapng');
-  const oob = join(DATA, 'out.jsonl');
   const notes: string[] = [];
   for (const payload of [64, 1400]) {
     const file = ensureEsp('gcm', payload, FRAMES);
@@ -501,7 +498,12 @@ function fixedCostTable(): void {
     const frames = [...counts, FRAMES];
     const secs: number[][] = files.map(() => []);
     for (let i = 0; i < Math.max(REPS * 3, 9); i++) {
-      rotated(files.length, i, (k) => { secs[k]!.push(runCli(['rx', '--sa', sa, '--any-direction', files[k]!, '-w', out, '--oob', oob, '--workers', String(NCPU)]).seconds); });
+      rotated(files.length, i, (k) => {
+        const r = runCli(['rx', '--sa', sa, '--any-direction', files[k]!, '-w', out, '--oob', oob, '--workers', String(NCPU)]);
+        // a cut short of its frames, or frames not decrypted, would time something else
+        if (r.frames !== frames[k] || (r.outcomes.CRYPTO_SUCCESS ?? 0) !== r.frames) throw new Error(`${files[k]}: ${r.frames} frames read, expected ${frames[k]}: ${JSON.stringify(r.outcomes)}`);
+        secs[k]!.push(r.seconds);
+      });
     }
     const rows = frames.map((n, k) => ({ frames: n, secs: median(secs[k]!) }));
     const f = fixedCosts(rows);
