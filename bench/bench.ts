@@ -26,6 +26,8 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { byRole, cpuBudget } from './cpu-budget.js';
 import { cutPcap, fixedCosts } from './fixed-costs.js';
+import { pcapHeader, writeMixed, writePlain } from './captures.js';
+import { buildFloor, firstDifference, runFloor, type FloorRun } from './floor.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const DATA = join(ROOT, 'bench', 'data');
@@ -85,98 +87,6 @@ function medianRun<T extends { secs: number }>(runs: T[]): T {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
-}
-
-/** pcap global header (little-endian, microseconds, Ethernet). */
-function pcapHeader(snaplen: number): Buffer {
-  const gh = Buffer.alloc(24);
-  gh.writeUInt32LE(0xa1b2c3d4, 0);
-  gh.writeUInt16LE(2, 4);
-  gh.writeUInt16LE(4, 6);
-  gh.writeUInt32LE(snaplen, 16);
-  gh.writeUInt32LE(1, 20);
-  return gh;
-}
-
-/** Frame i's pcap record header at o (its frame: `flen` bytes). */
-function putRecordHeader(block: Buffer, o: number, i: number, flen: number): void {
-  block.writeUInt32LE(1700000000 + Math.floor(i / 100000), o);
-  block.writeUInt32LE((i % 100000) * 10, o + 4);
-  block.writeUInt32LE(flen, o + 8);
-  block.writeUInt32LE(flen, o + 12);
-}
-
-/** An Ethernet/IPv4/UDP frame's headers at f, for `payload` bytes to 10.1.<net>.7 (IP id and checksum: putIpId). */
-function putHeaders(block: Buffer, f: number, payload: number, net: number): void {
-  block.writeUInt16BE(0x0800, f + 12);
-  const ip = f + 14;
-  block[ip] = 0x45;
-  block.writeUInt16BE(20 + 8 + payload, ip + 2);
-  block[ip + 8] = 64;
-  block[ip + 9] = 17;
-  block.set([10, 2, 0, 5], ip + 12);
-  block.set([10, 1, net, 7], ip + 16);
-  block.writeUInt16BE(40000, ip + 20);
-  block.writeUInt16BE(5001, ip + 22);
-  block.writeUInt16BE(8 + payload, ip + 24);
-}
-
-/** IP id `id` and the header checksum of the IPv4 header at ip. */
-function putIpId(block: Buffer, ip: number, id: number): void {
-  block.writeUInt16BE(id & 0xffff, ip + 4);
-  block[ip + 10] = 0;
-  block[ip + 11] = 0;
-  let s = 0;
-  for (let j = 0; j < 20; j += 2) s += (block[ip + j]! << 8) | block[ip + j + 1]!;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  block.writeUInt16BE(~s & 0xffff, ip + 10);
-}
-
-/** writePlain's frames, with payloads alternating between 1400 bytes and 20..44 (payload MIXED). */
-function writeMixed(path: string, frames: number, net: number): void {
-  const fd = openSync(path + '.tmp', 'w');
-  writeSync(fd, pcapHeader(262144));
-  const block = Buffer.alloc(4 << 20);
-  let o = 0;
-  for (let i = 0; i < frames; i++) {
-    const payload = i % 2 === 0 ? 1400 : 20 + (i % 7) * 4;
-    const flen = 14 + 20 + 8 + payload;
-    if (o + 16 + flen > block.length) { writeSync(fd, block, 0, o); o = 0; }
-    putRecordHeader(block, o, i, flen);
-    block.fill(0, o + 16, o + 16 + flen);
-    putHeaders(block, o + 16, payload, net);
-    putIpId(block, o + 16 + 14, i);
-    o += 16 + flen;
-  }
-  writeSync(fd, block, 0, o);
-  closeSync(fd);
-  renameSync(path + '.tmp', path);
-}
-
-/** Write a pcap of Ethernet/IPv4/UDP frames with `payload` bytes to 10.1.<net>.7. */
-function writePlain(path: string, frames: number, payload: number, net: number): void {
-  const fd = openSync(path + '.tmp', 'w');
-  writeSync(fd, pcapHeader(262144));
-  const flen = 14 + 20 + 8 + payload;
-  const rec = 16 + flen;
-  const per = Math.max(1, Math.floor((4 << 20) / rec));
-  const block = Buffer.alloc(per * rec);
-  for (let k = 0; k < per; k++) {
-    putHeaders(block, k * rec + 16, payload, net);
-    for (let i = 0; i < payload; i++) block[k * rec + 16 + 14 + 28 + i] = i & 0xff;
-  }
-  let n = 0;
-  while (n < frames) {
-    const m = Math.min(per, frames - n);
-    for (let k = 0; k < m; k++) {
-      putRecordHeader(block, k * rec, n + k, flen);
-      putIpId(block, k * rec + 16 + 14, n + k);
-    }
-    writeSync(fd, block, 0, m * rec);
-    n += m;
-  }
-  closeSync(fd);
-  renameSync(path + '.tmp', path);
 }
 
 interface RunFig {
@@ -310,9 +220,54 @@ let startup = 0;
 let tsharkGcmRate = 0;
 
 /** The speed issue's targets, as measured in this run (printed at the end). */
-const targets: { what: string; got: string; met: boolean }[] = [];
-function target(what: string, value: number, goal: number, fmt: (v: number) => string, atMost = false): void {
-  targets.push({ what, got: fmt(value), met: atMost ? value < goal : value >= goal });
+const targets: { what: string; got: string; met: boolean; floor: string }[] = [];
+/** `floor`: the floor program's figure for the same target in the same runs, when it ran. */
+function target(what: string, value: number, goal: number, fmt: (v: number) => string, atMost = false, floor: number | null = null): void {
+  targets.push({ what, got: fmt(value), met: atMost ? value < goal : value >= goal, floor: floor === null ? '–' : fmt(floor) });
+}
+
+/**
+ * The floor program (bench/floor.ts), compiled once per bench run: its path, or null when it
+ * cannot be built here (the reason printed once).
+ */
+let floorBin: string | null | undefined;
+function floor(): string | null {
+  if (floorBin !== undefined) return floorBin;
+  const bin = join(DATA, 'floor');
+  const why = buildFloor(bin);
+  if (why !== null) console.log(`\n(the floor program, bench/floor.c, not built: ${why}; it needs a C compiler and libssl-dev)`);
+  floorBin = why === null ? bin : null;
+  return floorBin;
+}
+
+/**
+ * One untimed check that the floor wrote what ipsecov2 writes for this capture (else its time
+ * would not be of the same work): both run, the outputs compared byte for byte.
+ */
+function checkFloor(bin: string, file: string, out: string, oob: string): void {
+  const fOut = out + '.floor';
+  const fOob = oob + '.floor';
+  runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(NCPU)]);
+  runFloor(bin, file, fOut, fOob, GCM_KEY, 0xc001, 'gcm');
+  try {
+    for (const [a, b] of [[out, fOut], [oob, fOob]] as const) {
+      const at = firstDifference(a, b);
+      if (at >= 0) throw new Error(`the floor's ${b} differs from ipsecov2's ${a} at byte ${at}: bench/floor.c no longer writes what the tool writes`);
+    }
+  } finally {
+    rmSync(fOut, { force: true });
+    rmSync(fOob, { force: true });
+  }
+}
+
+/** "| floor … |" figures of a set of floor runs: median s, frames/s, peak RSS, CPU. */
+function floorFigures(runs: FloorRun[]): { secs: number; cpu: string; rss: string } {
+  const secs = median(runs.map((r) => r.secs));
+  const user = median(runs.map((r) => r.userS));
+  const sys = median(runs.map((r) => r.sysS));
+  // its CPU time spread evenly over every core: no implementation doing this work can be faster
+  const cpu = `CPU ${user.toFixed(2)} s user + ${sys.toFixed(2)} s system, ${((user + sys) / NCPU).toFixed(2)} s over ${NCPU} cores`;
+  return { secs, cpu, rss: Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0) };
 }
 const kfps = (v: number): string => `${(v / 1000).toFixed(0)}k frames/s`;
 
@@ -616,11 +571,20 @@ async function main(): Promise<void> {
       // instead of the addon's write thread (capture/writer.ts), interleaved too
       const variants = ESP_VARIANTS;
       const byCount: RunFig[][] = variants.map(() => []);
+      // the floor (bench/floor.ts) on the AES-GCM captures, in the same rotation
+      const fb = algo === 'gcm' ? floor() : null;
+      const floorRuns: FloorRun[] = [];
       for (let i = 0; i < REPS; i++) {
         const t = withTshark ? tsharkTime(file, algo) : null;
         if (t !== null) tsRuns.push(t);
-        rotated(variants.length, i, (k) => { const v = variants[k]!; byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(v.w)], v.env)); });
+        rotated(variants.length + (fb !== null ? 1 : 0), i, (k) => {
+          if (k === variants.length) { clearOutputs(); floorRuns.push(runFloor(fb!, file, out, oob, GCM_KEY, 0xc001, 'gcm')); return; }
+          const v = variants[k]!;
+          byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(v.w)], v.env));
+        });
       }
+      if (fb !== null) checkFloor(fb, file, out, oob);
+      const fl = floorRuns.length > 0 ? floorFigures(floorRuns) : null;
       const ts = tsRuns.length > 0 ? medianRun(tsRuns) : null;
       for (let k = 0; k < variants.length; k++) {
         const w = variants[k]!.w;
@@ -631,10 +595,15 @@ async function main(): Promise<void> {
         const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
         if (w === NCPU && variants[k]!.env === undefined && algo !== 'heavy' && payload !== MIXED) {
           const label = `rx ${algo === 'gcm' ? 'AES-128-GCM' : 'AES-128-CBC + HMAC-SHA1-96'} ${payload} B, ${r0.frames} frames, ${w} workers`;
-          target(`${label} ≥ ${algo === 'cbc' ? 200 : payload === 64 ? 500 : 300}k frames/s`, r0.frames / secs, algo === 'cbc' ? 200000 : payload === 64 ? 500000 : 300000, kfps);
-          if (ts && algo === 'gcm') target(`${label}: ≥ 17× tshark`, (r0.frames / secs) / (ts.frames / ts.secs), 17, (v) => `${v.toFixed(2)}×`);
+          target(`${label} ≥ ${algo === 'cbc' ? 200 : payload === 64 ? 500 : 300}k frames/s`, r0.frames / secs, algo === 'cbc' ? 200000 : payload === 64 ? 500000 : 300000, kfps, false, fl ? r0.frames / fl.secs : null);
+          if (ts && algo === 'gcm') target(`${label}: ≥ 17× tshark`, (r0.frames / secs) / (ts.frames / ts.secs), 17, (v) => `${v.toFixed(2)}×`, false, fl ? (r0.frames / fl.secs) / (ts.frames / ts.secs) : null);
         }
         console.log(`| ${algo === 'heavy' ? '3des+sha512' : algo} ${payload === MIXED ? '1400 B and 20–44 B alternating' : `${payload} B`}${nFrames !== FRAMES ? `, ${r0.frames} frames` : ''} | ${w}${w > 0 ? ` (${poolNote(runs)})` : ''}${variants[k]!.note} | ${secs.toFixed(2)} | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * (payload === MIXED ? MIXED_MEAN : payload), secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${ratio} |`);
+      }
+      if (fl) {
+        const n = floorRuns[0]!.frames;
+        const ratio = ts ? `${((n / fl.secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
+        console.log(`| floor: bench/floor.c, the same output bytes (${fl.cpu}) | – | ${fl.secs.toFixed(2)} (${floorRuns.map((r) => r.secs.toFixed(2)).join(', ')}) | ${fmtRate(n, fl.secs, 0)} | ${gbit(n * (payload === MIXED ? MIXED_MEAN : payload), fl.secs)} | ${fl.rss} | ${ratio} |`);
       }
       if (ts) console.log(`| tshark 4 ${algo} ${payload} B | – | ${ts.secs.toFixed(2)}${tsRuns.length > 1 ? ` (${tsRuns.map((t) => t.secs.toFixed(2)).join(', ')}, one before each repetition)` : ''} | ${fmtRate(ts.frames, ts.secs, 0)} (${ts.frames} good ICVs) | ${gbit(ts.frames * payload, ts.secs)} | – | 1× |`);
       if (ts && algo === 'gcm' && payload === 1400 && nFrames === FRAMES) tsharkGcmRate = ts.frames / ts.secs;
@@ -662,11 +631,19 @@ async function main(): Promise<void> {
       // interleaved
       const variants = algo === 'gcm' ? [...ESP_VARIANTS, HELPERS_OTHER, FALLBACK] : ESP_VARIANTS;
       const byCount: RunFig[][] = variants.map(() => []);
+      const fb = algo === 'gcm' ? floor() : null;
+      const floorRuns: FloorRun[] = [];
       for (let i = 0; i < Math.min(REPS, 3); i++) {
-        rotated(variants.length, i, (k) => { const v = variants[k]!; byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(v.w)], v.env)); });
+        rotated(variants.length + (fb !== null ? 1 : 0), i, (k) => {
+          if (k === variants.length) { clearOutputs(); floorRuns.push(runFloor(fb!, file, out, oob, GCM_KEY, 0xc001, 'gcm')); return; }
+          const v = variants[k]!;
+          byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(v.w)], v.env));
+        });
       }
       const tsAfter = tsBefore !== null && algo === 'gcm' ? tsharkTime(file, algo) : null;
       const ts = tsBefore !== null && tsAfter !== null ? { secs: (tsBefore.secs + tsAfter.secs) / 2, frames: tsBefore.frames } : tsBefore;
+      if (fb !== null) checkFloor(fb, file, out, oob);
+      const fl = floorRuns.length > 0 ? floorFigures(floorRuns) : null;
       for (let k = 0; k < variants.length; k++) {
         const runs = byCount[k]!;
         const secs = median(runs.map((r) => r.seconds));
@@ -676,11 +653,15 @@ async function main(): Promise<void> {
         const ratio = ts ? `${((r0.frames / secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–';
         const label = `rx ${name} 1400 B, ${(size / 1e9).toFixed(2)} GB, ${w} workers${variants[k]!.label}`;
         if (w === NCPU && variants[k]!.env === undefined) {
-          target(`${label} ≥ ${algo === 'gcm' ? 300 : 200}k frames/s`, r0.frames / secs, algo === 'gcm' ? 300000 : 200000, kfps);
-          if (ts && algo === 'gcm') target(`${label}: ≥ 17× tshark`, (r0.frames / secs) / (ts.frames / ts.secs), 17, (v) => `${v.toFixed(2)}×`);
+          target(`${label} ≥ ${algo === 'gcm' ? 300 : 200}k frames/s`, r0.frames / secs, algo === 'gcm' ? 300000 : 200000, kfps, false, fl ? r0.frames / fl.secs : null);
+          if (ts && algo === 'gcm') target(`${label}: ≥ 17× tshark`, (r0.frames / secs) / (ts.frames / ts.secs), 17, (v) => `${v.toFixed(2)}×`, false, fl ? (r0.frames / fl.secs) / (ts.frames / ts.secs) : null);
         }
         target(`${label}: peak RSS < 150 MB`, Math.max(...runs.map((r) => r.maxRssMB)), 150, (v) => `${v.toFixed(0)} MB`, true);
         console.log(`| ${w}${w > 0 ? ` (${poolNote(runs)})` : ''}${variants[k]!.note} | ${secs.toFixed(2)} (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) | ${fmtRate(r0.frames, secs)} | ${gbit(r0.frames * 1400, secs)} | ${Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0)} | ${addonWrote(r0)} | ${ratio} |`);
+      }
+      if (fl) {
+        const n = floorRuns[0]!.frames;
+        console.log(`| floor: bench/floor.c, the same output bytes (${fl.cpu}) | ${fl.secs.toFixed(2)} (${floorRuns.map((r) => r.secs.toFixed(2)).join(', ')}) | ${fmtRate(n, fl.secs, 0)} | ${gbit(n * 1400, fl.secs)} | ${fl.rss} | – | ${ts ? `${((n / fl.secs) / (ts.frames / ts.secs)).toFixed(1)}×` : '–'} |`);
       }
       if (ts) {
         const runs = tsAfter !== null ? `mean of the runs before and after ours: ${tsBefore!.secs.toFixed(2)}, ${tsAfter.secs.toFixed(2)} s` : 'one run';
@@ -775,9 +756,9 @@ async function main(): Promise<void> {
   if (ONLY.includes('bounds')) await bounds(out, oob);
   if (targets.length > 0) {
     console.log('\n## the speed issue\'s targets in this run (medians above)');
-    console.log('| target | measured | met |');
-    console.log('| --- | --- | --- |');
-    for (const t of targets) console.log(`| ${t.what} | ${t.got} | ${t.met ? 'yes' : 'no'} |`);
+    console.log('| target | measured | met | the floor in the same runs (bench/floor.c) |');
+    console.log('| --- | --- | --- | --- |');
+    for (const t of targets) console.log(`| ${t.what} | ${t.got} | ${t.met ? 'yes' : 'no'} | ${t.floor} |`);
   }
 }
 
