@@ -14,7 +14,8 @@
  *                  and pass-through
  *   BENCH_ONLY     comma list of figures to run: esp,large,passthrough,adversarial,tshark,bounds
  *                  (bounds: the fixed costs of the BENCH_FRAMES rows, two processes against one,
- *                  the output writers, RAM copy rate)
+ *                  the output writers, the floor as one process and as two on two halves beside
+ *                  ipsecov2's start-up, RAM copy rate)
  *
  * Each timed run starts with its output files removed (untimed): replacing a 300 MB output costs
  * the unlink of the old one (0.15-0.2 s here), which is the file system's work, not ours.
@@ -342,16 +343,16 @@ function ensureHalves(file: string): [string, string] {
   return halves;
 }
 
-/** Wall seconds for these ipsecov2 runs started together (each: its args), all checked for exit 0. */
-async function together(runs: string[][]): Promise<number> {
+/** Wall seconds for these runs of `program` (ipsecov2 unless named) started together (each: its args), all checked for exit 0. */
+async function together(runs: string[][], program = BIN): Promise<number> {
   clearOutputs();
   const t0 = process.hrtime.bigint();
   await Promise.all(runs.map((args) => new Promise<void>((res, rej) => {
-    const c = spawn(BIN, [...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn(program, [...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     c.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     c.on('error', rej);
-    c.on('close', (code) => (code === 0 ? res() : rej(new Error(`ipsecov2 ${args.join(' ')} failed (${code}): ${err}`))));
+    c.on('close', (code) => (code === 0 ? res() : rej(new Error(`${program} ${args.join(' ')} failed (${code}): ${err}`))));
   })));
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
@@ -424,6 +425,7 @@ async function bounds(out: string, oob: string): Promise<void> {
     console.log(`| gcm ${payload} B, ${frames} frames | ${a.toFixed(2)} | ${fmtRate(frames, a)} | ${nat[0]!.nativeOutputFrames} | ${b.toFixed(2)} | ${fmtRate(frames, b)} | ${(b / a).toFixed(2)}× |`);
   }
   fixedCostTable(sa, out, oob);
+  await floorSplit(sa, out, oob, out2, oob2);
   const c1 = await copyRate(1);
   const c2 = await copyRate(2);
   console.log(`\nRAM copy rate (Buffer.copy, 1500 B pieces, 256 MB buffers): 1 thread ${c1.toFixed(1)} GB/s; 2 threads at once ${c2.toFixed(1)} GB/s together`);
@@ -435,6 +437,46 @@ async function bounds(out: string, oob: string): Promise<void> {
  * interleaved and rotated; the µs a frame between the rows, and the run split into its frames at
  * the last rows' rate and the rest (start-up and V8's warm-up), against what the targets allow.
  */
+/**
+ * The floor (bench/floor.ts) on each 200k-frame AES-GCM capture as one process, and as two at once
+ * on its two halves (both cores, nothing shared: as well as any split of the work can do), beside
+ * ipsecov2's run on the capture's first frame alone (its start-up): what an rx path wholly in C,
+ * split over the cores that well, would take inside this Node CLI, against what the targets allow.
+ */
+async function floorSplit(sa: string, out: string, oob: string, out2: string, oob2: string): Promise<void> {
+  const bin = floor();
+  if (bin === null) return;
+  console.log(`\n## the floor (bench/floor.c) as one process and as two at once on two halves, and ipsecov2's start-up, ${FRAMES}-frame AES-GCM captures`);
+  console.log('| capture | the floor, one process: median s | two at once, half each: median s | ipsecov2 on the first frame alone (start-up), 2 workers: median s | the two halves + start-up | the target means |');
+  console.log('| --- | --- | --- | --- | --- | --- |');
+  const args = (f: string, o: string, j: string): string[] => [f, o, j, GCM_KEY, '0xc001', 'gcm'];
+  for (const payload of [1400, 64]) {
+    const file = ensureEsp('gcm', payload, FRAMES);
+    const [h1, h2] = ensureHalves(file);
+    const first = file.replace(/\.pcap$/, '.first1.pcap');
+    if (!existsSync(first)) cutPcap(file, 1, first);
+    const one: number[] = [];
+    const two: number[] = [];
+    const start: number[] = [];
+    for (let i = 0; i < Math.max(REPS * 3, 9); i++) {
+      // the three interleaved, their order rotated between repetitions (as rotated() does)
+      for (let j = 0; j < 3; j++) {
+        const k = (i + j) % 3;
+        if (k === 0) one.push(await together([args(file, out, oob)], bin));
+        else if (k === 1) two.push(await together([args(h1, out, oob), args(h2, out2, oob2)], bin));
+        else {
+          const r = runCli(['rx', '--sa', sa, '--any-direction', first, '-w', out, '--oob', oob, '--workers', String(NCPU)]);
+          if (r.frames !== 1 || r.outcomes.CRYPTO_SUCCESS !== 1) throw new Error(`${first}: ${r.frames} frames read, expected 1 decrypted: ${JSON.stringify(r.outcomes)}`);
+          start.push(r.seconds);
+        }
+      }
+    }
+    const [a, b, c] = [median(one), median(two), median(start)];
+    const goal = payload === 64 ? ['500k frames/s', FRAMES / 500000] as const : tsharkGcmRate > 0 ? [`17× tshark (${kfps(tsharkGcmRate)})`, FRAMES / (17 * tsharkGcmRate)] as const : null;
+    console.log(`| gcm ${payload} B | ${a.toFixed(3)} | ${b.toFixed(3)} | ${c.toFixed(3)} | ${(b + c).toFixed(3)} | ${goal ? `${goal[0]}: ${goal[1].toFixed(3)} s` : '–'} |`);
+  }
+}
+
 function fixedCostTable(sa: string, out: string, oob: string): void {
   const counts = [1, 1000, 20000, 50000].filter((n) => n < FRAMES);
   if (counts.length === 0) return;
