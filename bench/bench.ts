@@ -222,9 +222,9 @@ let tsharkGcmRate = 0;
 
 /** The speed issue's targets, as measured in this run (printed at the end). */
 const targets: { what: string; got: string; met: boolean; floor: string }[] = [];
-/** `floor`: the floor program's figure for the same target in the same runs, when it ran. */
-function target(what: string, value: number, goal: number, fmt: (v: number) => string, atMost = false, floor: number | null = null): void {
-  targets.push({ what, got: fmt(value), met: atMost ? value < goal : value >= goal, floor: floor === null ? '–' : fmt(floor) });
+/** `atFloor`: the floor program's figure for the same target in the same runs, when it ran. */
+function target(what: string, value: number, goal: number, fmt: (v: number) => string, atMost = false, atFloor: number | null = null): void {
+  targets.push({ what, got: fmt(value), met: atMost ? value < goal : value >= goal, floor: atFloor === null ? '–' : fmt(atFloor) });
 }
 
 /**

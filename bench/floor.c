@@ -210,7 +210,7 @@ int main(int argc, char **argv) {
     top = seq;
     unsigned ctlen = caplen - 34 - 8 - 8 - 16;
     /* the EPB: header, Ethernet header, plaintext, comment */
-    unsigned char *o = out_room(&cap, 28 + caplen + 4 + 256 + 8);
+    unsigned char *o = out_room(&cap, 28 + caplen + 4 + 4 + sizeof comment_head + sizeof comment_tail + 24 + 8);
     unsigned char *data = o + 28;
     memcpy(data, d, 14);
     memcpy(nonce + 4, esp + 8, 8);
@@ -244,7 +244,7 @@ int main(int argc, char **argv) {
     le32(o + total - 4, total);
     cap.at += total;
     /* the OOB line */
-    char *l = (char *)out_room(&oob, 512), *l0 = l;
+    char *l = (char *)out_room(&oob, 9 + 20 + 7 + 30 + sizeof line_mid + 20 + sizeof line_end), *l0 = l;
     memcpy(l, "{\"frame\":", 9); l += 9;
     l = udec(l, frame);
     if ((int64_t)sec != date_sec) {
