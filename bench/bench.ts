@@ -27,7 +27,7 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { byRole, cpuBudget } from './cpu-budget.js';
 import { cutPcap, fixedCosts } from './fixed-costs.js';
-import { pcapHeader, writeMixed, writePlain } from './captures.js';
+import { CBC_KEY, GCM_KEY, pcapHeader, SA_YAML, SHA1_KEY, writeMixed, writePlain } from './captures.js';
 import { buildFloor, firstDifference, runFloor, type FloorRun } from './floor.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -48,31 +48,6 @@ const GB = Number(process.env.BENCH_GB ?? 2);
 const ONLY = (process.env.BENCH_ONLY ?? 'esp,large,passthrough,adversarial,tshark,bounds').split(',');
 const NCPU = availableParallelism();
 
-const GCM_KEY = '000102030405060708090a0b0c0d0e0f11223344';
-const CBC_KEY = '101112131415161718191a1b1c1d1e1f';
-const SHA1_KEY = '202122232425262728292a2b2c2d2e2f30313233';
-
-const SA_YAML = `version: 1
-sas:
-  - name: gcm
-    direction: outbound
-    mode: tunnel
-    selector: { dst: 10.1.0.0/24 }
-    tunnel: { src: 192.0.2.2, dst: 192.0.2.1 }
-    esp: { spi: 0x0000c001, encryption: aes-gcm-128, encryptionKey: "${GCM_KEY}" }
-  - name: cbc
-    direction: outbound
-    mode: tunnel
-    selector: { dst: 10.1.1.0/24 }
-    tunnel: { src: 192.0.2.2, dst: 192.0.2.1 }
-    esp: { spi: 0x0000c002, encryption: aes-cbc-128, encryptionKey: "${CBC_KEY}", integrity: hmac-sha1-96, integrityKey: "${SHA1_KEY}" }
-  - name: heavy
-    direction: outbound
-    mode: tunnel
-    selector: { dst: 10.1.2.0/24 }
-    tunnel: { src: 192.0.2.2, dst: 192.0.2.1 }
-    esp: { spi: 0x0000c003, encryption: 3des-cbc, encryptionKey: "${CBC_KEY}2021222324252627", integrity: hmac-sha512-256, integrityKey: "${SHA1_KEY.repeat(4).slice(0, 128)}" }
-`;
 const NOMATCH_YAML = `version: 1
 sas:
   - name: nothing

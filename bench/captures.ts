@@ -1,9 +1,37 @@
 /**
  * The bench's plain captures (Ethernet/IPv4/UDP to 10.1.<net>.7, timestamps 10 µs apart from
  * 1700000000 s, the second changing every 100000 frames), which its tx path turns into ESP
- * captures. Shared by the bench and the tests that run its tools on small captures.
+ * captures, and the SAs it uses. Shared by the bench and the tests that run its tools on small
+ * captures.
  */
 import { closeSync, openSync, renameSync, writeSync } from 'node:fs';
+
+export const GCM_KEY = '000102030405060708090a0b0c0d0e0f11223344';
+export const CBC_KEY = '101112131415161718191a1b1c1d1e1f';
+export const SHA1_KEY = '202122232425262728292a2b2c2d2e2f30313233';
+
+/** The bench's SA file: its tx path makes the ESP captures with it (gcm to 10.1.0.x, cbc to 10.1.1.x, heavy to 10.1.2.x), its rx rows read them with it. */
+export const SA_YAML = `version: 1
+sas:
+  - name: gcm
+    direction: outbound
+    mode: tunnel
+    selector: { dst: 10.1.0.0/24 }
+    tunnel: { src: 192.0.2.2, dst: 192.0.2.1 }
+    esp: { spi: 0x0000c001, encryption: aes-gcm-128, encryptionKey: "${GCM_KEY}" }
+  - name: cbc
+    direction: outbound
+    mode: tunnel
+    selector: { dst: 10.1.1.0/24 }
+    tunnel: { src: 192.0.2.2, dst: 192.0.2.1 }
+    esp: { spi: 0x0000c002, encryption: aes-cbc-128, encryptionKey: "${CBC_KEY}", integrity: hmac-sha1-96, integrityKey: "${SHA1_KEY}" }
+  - name: heavy
+    direction: outbound
+    mode: tunnel
+    selector: { dst: 10.1.2.0/24 }
+    tunnel: { src: 192.0.2.2, dst: 192.0.2.1 }
+    esp: { spi: 0x0000c003, encryption: 3des-cbc, encryptionKey: "${CBC_KEY}2021222324252627", integrity: hmac-sha512-256, integrityKey: "${SHA1_KEY.repeat(4).slice(0, 128)}" }
+`;
 
 /** pcap global header (little-endian, microseconds, Ethernet). */
 export function pcapHeader(snaplen: number): Buffer {

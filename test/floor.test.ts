@@ -17,22 +17,11 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writePlain } from '../bench/captures.js';
+import { GCM_KEY as KEY, SA_YAML as SA, writePlain } from '../bench/captures.js';
 import { buildFloor, firstDifference, runFloor } from '../bench/floor.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = join(ROOT, 'bin', 'ipsecov2');
-const KEY = '000102030405060708090a0b0c0d0e0f11223344';
-const SA = `version: 1
-sas:
-  - name: gcm
-    direction: outbound
-    mode: tunnel
-    selector: { dst: 10.1.0.0/24 }
-    tunnel: { src: 192.0.2.2, dst: 192.0.2.1 }
-    esp: { spi: 0x0000c001, encryption: aes-gcm-128, encryptionKey: "${KEY}" }
-`;
-
 const dir = mkdtempSync(join(tmpdir(), 'ipsecov2-floor-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 const floorBin = join(dir, 'floor');
