@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { byRole, cpuBudget } from './cpu-budget.js';
 import { cutPcap, fixedCosts } from './fixed-costs.js';
 import { CBC_KEY, GCM_KEY, pcapHeader, SA_YAML, SHA1_KEY, writeMixed, writePlain } from './captures.js';
-import { buildFloor, firstDifference, runFloor, type FloorRun } from './floor.js';
+import { buildFloor, firstDifference, floorArgs, runFloor, type FloorRun } from './floor.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const DATA = join(ROOT, 'bench', 'data');
@@ -216,6 +216,27 @@ function floor(): string | null {
   return floorBin;
 }
 
+/** The floor on one of the bench's AES-GCM captures (the `gcm` SA of SA_YAML). */
+function floorGcm(bin: string, file: string, out: string, oob: string): FloorRun {
+  return runFloor(bin, file, out, oob, GCM_KEY, 0xc001, 'gcm');
+}
+
+/**
+ * One repetition of a table's rows on `file`, their order rotated by `rep`: each variant's rx
+ * run into byCount, and the floor's run (when `floorBin` is set) into floorRuns, in the rotation.
+ */
+function runRows(file: string, variants: Variant[], rep: number, byCount: RunFig[][], floorBin: string | null, floorRuns: FloorRun[], out: string, oob: string): void {
+  rotated(variants.length + (floorBin !== null ? 1 : 0), rep, (k) => {
+    if (k === variants.length) {
+      clearOutputs();
+      floorRuns.push(floorGcm(floorBin!, file, out, oob));
+      return;
+    }
+    const v = variants[k]!;
+    byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(v.w)], v.env));
+  });
+}
+
 /**
  * One untimed check that the floor wrote what ipsecov2 writes for this capture (else its time
  * would not be of the same work): both run, the outputs compared byte for byte.
@@ -224,7 +245,7 @@ function checkFloor(bin: string, file: string, out: string, oob: string): void {
   const fOut = out + '.floor';
   const fOob = oob + '.floor';
   runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(NCPU)]);
-  runFloor(bin, file, fOut, fOob, GCM_KEY, 0xc001, 'gcm');
+  floorGcm(bin, file, fOut, fOob);
   try {
     for (const [a, b] of [[out, fOut], [oob, fOob]] as const) {
       const at = firstDifference(a, b);
@@ -241,7 +262,8 @@ function floorFigures(runs: FloorRun[]): { secs: number; cpu: string; rss: strin
   const secs = median(runs.map((r) => r.secs));
   const user = median(runs.map((r) => r.userS));
   const sys = median(runs.map((r) => r.sysS));
-  // its CPU time spread evenly over every core: no implementation doing this work can be faster
+  // its CPU time spread evenly over every core (the floor's own work split perfectly, not a bound
+  // on other ways of doing it)
   const cpu = `CPU ${user.toFixed(2)} s user + ${sys.toFixed(2)} s system, ${((user + sys) / NCPU).toFixed(2)} s over ${NCPU} cores`;
   return { secs, cpu, rss: Math.max(...runs.map((r) => r.maxRssMB)).toFixed(0) };
 }
@@ -407,14 +429,8 @@ async function bounds(out: string, oob: string): Promise<void> {
 }
 
 /**
- * What bounds the 200k-frame rows (bench/fixed-costs.ts): each AES-GCM capture of FRAMES frames
- * and its first 1, 1000, 20k and 50k frames (cut once, cached beside it) at NCPU workers,
- * interleaved and rotated; the µs a frame between the rows, and the run split into its frames at
- * the last rows' rate and the rest (start-up and V8's warm-up), against what the targets allow.
- */
-/**
  * The floor (bench/floor.ts) on each 200k-frame AES-GCM capture as one process, and as two at once
- * on its two halves (both cores, nothing shared: as well as any split of the work can do), beside
+ * on its two halves (both cores, nothing shared: an ideal split of the floor's own work), beside
  * ipsecov2's run on the capture's first frame alone (its start-up): what an rx path wholly in C,
  * split over the cores that well, would take inside this Node CLI, against what the targets allow.
  */
@@ -424,7 +440,7 @@ async function floorSplit(sa: string, out: string, oob: string, out2: string, oo
   console.log(`\n## the floor (bench/floor.c) as one process and as two at once on two halves, and ipsecov2's start-up, ${FRAMES}-frame AES-GCM captures`);
   console.log('| capture | the floor, one process: median s | two at once, half each: median s | ipsecov2 on the first frame alone (start-up), 2 workers: median s | the two halves + start-up | the target means |');
   console.log('| --- | --- | --- | --- | --- | --- |');
-  const args = (f: string, o: string, j: string): string[] => [f, o, j, GCM_KEY, '0xc001', 'gcm'];
+  const args = (f: string, o: string, j: string): string[] => floorArgs(f, o, j, GCM_KEY, 0xc001, 'gcm');
   for (const payload of [1400, 64]) {
     const file = ensureEsp('gcm', payload, FRAMES);
     const [h1, h2] = ensureHalves(file);
@@ -452,6 +468,12 @@ async function floorSplit(sa: string, out: string, oob: string, out2: string, oo
   }
 }
 
+/**
+ * What bounds the 200k-frame rows (bench/fixed-costs.ts): each AES-GCM capture of FRAMES frames
+ * and its first 1, 1000, 20k and 50k frames (cut once, cached beside it) at NCPU workers,
+ * interleaved and rotated; the µs a frame between the rows, and the run split into its frames at
+ * the last rows' rate and the rest (start-up and V8's warm-up), against what the targets allow.
+ */
 function fixedCostTable(sa: string, out: string, oob: string): void {
   const counts = [1, 1000, 20000, 50000].filter((n) => n < FRAMES);
   if (counts.length === 0) return;
@@ -594,11 +616,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < REPS; i++) {
         const t = withTshark ? tsharkTime(file, algo) : null;
         if (t !== null) tsRuns.push(t);
-        rotated(variants.length + (fb !== null ? 1 : 0), i, (k) => {
-          if (k === variants.length) { clearOutputs(); floorRuns.push(runFloor(fb!, file, out, oob, GCM_KEY, 0xc001, 'gcm')); return; }
-          const v = variants[k]!;
-          byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(v.w)], v.env));
-        });
+        runRows(file, variants, i, byCount, fb, floorRuns, out, oob);
       }
       if (fb !== null) checkFloor(fb, file, out, oob);
       const fl = floorRuns.length > 0 ? floorFigures(floorRuns) : null;
@@ -651,11 +669,7 @@ async function main(): Promise<void> {
       const fb = algo === 'gcm' ? floor() : null;
       const floorRuns: FloorRun[] = [];
       for (let i = 0; i < Math.min(REPS, 3); i++) {
-        rotated(variants.length + (fb !== null ? 1 : 0), i, (k) => {
-          if (k === variants.length) { clearOutputs(); floorRuns.push(runFloor(fb!, file, out, oob, GCM_KEY, 0xc001, 'gcm')); return; }
-          const v = variants[k]!;
-          byCount[k]!.push(runCli(['rx', '--sa', join(DATA, 'bench-sas.yaml'), '--any-direction', file, '-w', out, '--oob', oob, '--workers', String(v.w)], v.env));
-        });
+        runRows(file, variants, i, byCount, fb, floorRuns, out, oob);
       }
       const tsAfter = tsBefore !== null && algo === 'gcm' ? tsharkTime(file, algo) : null;
       const ts = tsBefore !== null && tsAfter !== null ? { secs: (tsBefore.secs + tsAfter.secs) / 2, frames: tsBefore.frames } : tsBefore;

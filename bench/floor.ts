@@ -34,10 +34,15 @@ export interface FloorRun {
   maxRssMB: number;
 }
 
-/** Run the floor on `input` (one AES-GCM SA: `keyHex` = 16-byte key + 4-byte salt). Throws on failure. */
+/** The floor's command line for `input` (one AES-GCM SA: `keyHex` = 16-byte key + 4-byte salt). */
+export function floorArgs(input: string, out: string, oob: string, keyHex: string, spi: number, sa: string): string[] {
+  return [input, out, oob, keyHex, `0x${spi.toString(16)}`, sa];
+}
+
+/** Run the floor (arguments as floorArgs). Throws on failure. */
 export function runFloor(bin: string, input: string, out: string, oob: string, keyHex: string, spi: number, sa: string): FloorRun {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(bin, [input, out, oob, keyHex, `0x${spi.toString(16)}`, sa], { encoding: 'utf8' });
+  const r = spawnSync(bin, floorArgs(input, out, oob, keyHex, spi, sa), { encoding: 'utf8' });
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`floor ${input} failed (${r.status ?? r.signal}): ${(r.stderr || '').trim()}`);
   const m = /^(\d+) frames ([\d.]+) s user ([\d.]+) sys ([\d.]+) rss (\d+) KB$/m.exec(r.stdout);
