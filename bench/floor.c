@@ -4,8 +4,9 @@
  * (the bench compares them). It knows one SA and one frame shape (Ethernet, IPv4 without options,
  * ESP tunnel mode with an IPv4 inner datagram, every ICV good, sequence numbers in order) and
  * stops at anything else: it models nothing. Its time is what this machine's cores, OpenSSL and
- * kernel need for this I/O and this crypto, without any of the tool's rules: the lower bound of
- * any implementation that writes these outputs.
+ * kernel need for this I/O and this crypto without any of the tool's rules, one core working and
+ * one writing: a floor for any implementation built this way (the bench also runs two at once
+ * on two halves of a capture, an ideal split of the same work).
  *
  * Threads as in the tool's addon: the main thread reads, parses, decrypts (OpenSSL EVP, one
  * context re-keyed per frame with its nonce only) and formats; one thread per output file writes.

@@ -2,7 +2,8 @@
  * The floor (bench/floor.c): a minimal C program that writes, for the bench's AES-GCM captures,
  * the same pcapng and OOB bytes as `ipsecov2 rx --any-direction`, with none of the tool's rules
  * and no start-up beyond exec. Its time is the least this machine's cores, OpenSSL and kernel
- * need for that I/O and crypto: the bound of any implementation, whatever its language. The
+ * need for that I/O and crypto with one core working and one writing (floorSplit in the bench
+ * also runs two on two halves: that work split ideally). The
  * bench times it beside the tool and tshark; the tests check its bytes against the tool's.
  */
 import { spawnSync } from 'node:child_process';
